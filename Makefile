@@ -23,6 +23,7 @@ demo: venv
 check-sync: venv
 	$(BIN)/nbdev_clean
 	$(BIN)/nbdev_export
+	$(BIN)/python scripts/make_readme.py
 	@if [ -n "$$(git status --porcelain)" ]; then \
 	  echo "nbdev_clean/nbdev_export changed the tree: notebooks and library disagree:"; \
 	  git status --porcelain; exit 1; fi
