@@ -1,0 +1,217 @@
+"Drive the widget objects of wsol_nb.widgets: set control values, check what is displayed changes."
+import threading, time
+import numpy as np, pytest, torch
+import torch.nn as nn, torch.nn.functional as F
+from wsol_nb.synthetic import make_synthetic
+from wsol_nb.data import load_dataset
+from wsol_nb.train import Trainer, Callback
+from wsol_nb.widgets import (CamExplorer, TrainingMonitor, MapCache, boxes_for, best_iou, from_png, np_boxes, PROVIDERS,
+                             register_provider, spol_mask_provider, mff_cam_provider, psol_box_provider)
+
+torch.set_num_threads(1)
+
+@pytest.fixture(scope='module')
+def ds(tmp_path_factory):
+    root = make_synthetic(tmp_path_factory.mktemp('syn')/'s', n_classes=2, n_train=1, n_test=4, size=96)
+    return load_dataset(root, 'cub', split='test')
+
+def _blob(wh, box, s):
+    (w, h), (x1, y1, x2, y2) = wh, box
+    xs, ys = np.meshgrid(np.arange(w) + .5, np.arange(h) + .5)
+    return np.exp(-.5*(((xs-(x1+x2)/2)/(s*(x2-x1)))**2 + ((ys-(y1+y2)/2)/(s*(y2-y1)))**2)).astype(np.float32)
+
+def oracle(c, s=0.25):
+    "Gaussian maps on the GT boxes: the best threshold is known (about exp(-2) for s=0.25)."
+    return np.stack([_blob(c.frame, g[0], s) for g in c.gts])
+
+def shifted(c):
+    "Maps displaced by 30 px to the right: a method that misses."
+    return np.stack([_blob(c.frame, g[0] + np.array([30, 0, 30, 0]), 0.25) for g in c.gts])
+
+PROV = {'oracle': oracle, 'shifted': shifted, 'boxes': lambda c: [g.copy() for g in c.gts], 'MFF-Net CAM': None}
+
+def test_threshold_slider_changes_boxes_iou_and_marker(ds):
+    ex = CamExplorer(ds, providers=PROV)
+    ex.w_value.value = 0.14
+    s0, img0, curve0 = ex.state, ex.w_image.value, ex.w_curve.value
+    assert s0['iou'] > 0.8
+    ex.w_value.value = 0.9
+    s1 = ex.state
+    assert s1['iou'] < 0.2 and s1['boxes'] != s0['boxes']
+    assert s1['marker_px'] > s0['marker_px'] and s1['marker_x'] == 0.9
+    assert ex.w_image.value != img0 and ex.w_curve.value != curve0
+    assert s1['n_draws'] == s0['n_draws'] + 1 and s1['n_curves'] == s0['n_curves']   # the curve is not re-scanned
+    assert s1['accuracy_at_threshold'] < s0['accuracy_at_threshold']
+    # the readout shows the IoU of the state
+    assert f"IoU {s1['iou']:.3f}" in ex.w_readout.value
+    # what is shown equals the plain functions' answer
+    i = s1['pos']
+    m = ex.cache.maps('oracle')[ex.order[i]].astype(np.float32)
+    b = boxes_for(m, 'max_frac', 0.9, 'component')
+    np.testing.assert_allclose(np_boxes(s1['boxes']), b)
+    assert abs(s1['iou'] - best_iou(b, ex.cache.gts[ex.order[i]], 'wsoleval')) < 1e-6
+
+def test_image_slider_dropdown_and_box_rule(ds):
+    ex = CamExplorer(ds, providers=PROV)
+    ex.w_pos.value = 2
+    assert ex.w_pick.value == 2 and ex.state['index'] == 2
+    ex.w_pick.value = 5
+    assert ex.w_pos.value == 5 and ex.state['id'] == ex.cache.ids[5]
+    n = ex.state['n_curves']
+    ex.w_box.value = 'contours'
+    assert ex.state['box_rule'] == 'contours' and ex.state['n_curves'] == n + 1
+
+def test_method_switch_rescans_curve(ds):
+    ex = CamExplorer(ds, providers=PROV)
+    good = max(ex.state['curve_gt_known'])
+    assert ex.wait(60); good_v2 = ex.state['maxboxacc_v2']
+    ex.w_method.value = 'shifted'
+    s, c0 = ex.state, ex.w_curve.value
+    assert s['method'] == 'shifted' and max(s['curve_gt_known']) < good
+    assert ex.wait(60) and ex.state['maxboxacc_v2'] < good_v2 and ex.w_curve.value != c0   # BoxAcc arrives later, redrawn
+    ex.w_method.value = 'MFF-Net CAM'                                 # greyed: refused with a message
+    assert ex.state['method'] == 'shifted' and 'not available' in ex.state['message']
+    ex.w_method.value = 'boxes'                                       # a box provider: threshold has no effect
+    assert ex.state['iou'] == pytest.approx(1.0)
+    assert ex.state['curve_gt_known'] == [1.0, 1.0]
+
+def test_class_filter_and_worst_first(ds):
+    ex = CamExplorer(ds, providers=PROV, method='shifted')
+    ex.w_class.value = 1
+    assert set(ex.cache.labels[ex.state['order']]) == {1} and len(ex.state['order']) == 4
+    ex.w_class.value = -1
+    ex.w_worst.value = True
+    ious = ex.image_ious()
+    order = ex.state['order']
+    assert list(ious[order]) == sorted(ious) and ex.state['pos'] == 0
+    assert ex.state['iou'] == pytest.approx(float(ious.min()), abs=1e-6)
+
+def test_rules_and_protocol(ds):
+    ex = CamExplorer(ds, providers=PROV)
+    ex.w_rule.value = 'percentile'
+    assert ex.w_value.max == 100 and ex.state['threshold'] == 80 and ex.state['curve_x'][-1] == 100
+    ex.w_rule.value = 'otsu'
+    assert ex.w_value.disabled and ex.state['marker_x'] is None
+    ex.w_rule.value = 'max_frac'
+    assert ex.w_value.max == 1 and not ex.w_value.disabled
+    ex.w_protocol.value = 'psol'
+    s = ex.state
+    assert s['protocol'] == 'psol' and 'psol' in ex.caches and len(s['gt']) == 1
+
+def test_registered_provider_and_real_cam(ds):
+    register_provider('half', lambda c: oracle(c, 0.5))
+    try:
+        ex = CamExplorer(ds, method='Grad-CAM')                       # the bundled backbone
+        assert ex.state['method'] == 'Grad-CAM' and ex.cache.maps('Grad-CAM').shape == (8, 224, 224)
+        ex.w_method.value = 'DDT'                                        # per-class PCA on the cache's images
+        m = ex.cache.maps('DDT')
+        assert ex.state['method'] == 'DDT' and m.shape == (8, 224, 224) and (m == 0).any() and (m.max((1, 2)) == 1).all()
+        ex.w_method.value = 'half'
+        assert ex.state['method'] == 'half'
+        ex.w_method.value = 'GPPL-CAM'
+        assert ex.state['opts']['preset'] == 'spol_paper' and ex.gppl_box.layout.display is None
+        ex.w_preset.value = 'spol_official'                               # the preset's region and fg threshold
+        assert (ex.state['rule'], ex.state['threshold']) == ('fixed', 0.25) and 'fg where max(CAM, G) > 0.25' in ex.w_readout.value
+        assert ex.state['opts']['lo'] == 0.1 and ('GPPL-CAM', (('hi', 0.5), ('lo', 0.1), ('preset', 'spol_official'))) in ex.cache._maps
+    finally: PROVIDERS.pop('half')
+
+def test_model_providers(ds):
+    "The MFF-Net CAM, SPOL mask and PSOL box hooks with untrained networks: shapes, SPOL probabilities kept absolute."
+    from wsol_nb.backbones import get_backbone
+    from wsol_nb.mff import MFFNet
+    torch.manual_seed(0)
+    seg, cam = MFFNet(get_backbone('efficientnet_lite0', None), 1, head='seg'), MFFNet(get_backbone('efficientnet_lite0', None), 2, head='cls')
+    c = MapCache(ds, providers={'SPOL mask': spol_mask_provider(seg), 'MFF-Net CAM': mff_cam_provider(cam)})
+    p, m = c.maps('SPOL mask'), c.maps('MFF-Net CAM')
+    assert p.shape == m.shape == (8, 224, 224)
+    from wsol_nb.spol import fg_probs
+    with torch.no_grad(): ref = fg_probs(seg, c.x(np.arange(2)))
+    np.testing.assert_allclose(p[:2].astype(np.float32), ref.numpy(), atol=2e-3)   # probabilities, not min-max normalised
+    assert np.allclose(m.max((1, 2)), 1, atol=1e-3)
+    from wsol_nb.psol import build_psol
+    ex = CamExplorer(ds, providers={'PSOL box': psol_box_provider(build_psol('efficientnet_lite0', None))})
+    b = ex.cache.maps('PSOL box')
+    assert len(b) == 8 and all(x.shape == (1, 4) and (x >= 0).all() and (x <= 224).all() for x in b)
+    s0 = ex.state; ex.w_value.value = 0.7                              # boxes do not depend on the threshold
+    assert ex.state['boxes'] == s0['boxes'] and ex.state['marker_x'] is None
+
+class FakeTrainer:
+    "The contract of wsol_nb.train.Trainer the monitor relies on: cbs, fit(), thread-safe stop()."
+    def __init__(self, n=100_000, dt=0.003):
+        self.cbs, self.n, self.dt, self._stop, self.stopped, self.model = [], n, dt, threading.Event(), False, None
+    def fit(self):
+        for s in range(1, self.n+1):
+            if self._stop.is_set(): self.stopped = True; return
+            time.sleep(self.dt)
+            for c in self.cbs: c.after_step(self, s, 1/s, None)
+    def stop(self): self._stop.set()
+
+def _wait(cond, timeout=60):
+    t = time.time()
+    while not cond():
+        if time.time() - t > timeout: raise TimeoutError('condition not reached')
+        time.sleep(0.01)
+
+def test_monitor_fake_trainer_updates_and_stops(ds):
+    tr = FakeTrainer()
+    mon = TrainingMonitor(tr, samples=ds, predict=lambda t, x: torch.rand(len(x), 7, 7), every=5, n=3, size=64)
+    p0 = mon.w_plot.value
+    mon.start()
+    assert mon.state['running'] and mon.w_stop.disabled is False
+    _wait(lambda: mon.state['n_updates'] >= 2)
+    p1, g1 = mon.w_plot.value, mon.w_grid.value
+    assert p1 != p0 and len(g1) > 0
+    _wait(lambda: mon.state['n_updates'] >= 3)
+    assert mon.w_plot.value != p1                                     # the plot keeps updating
+    mon.w_stop.click()                                                # the Stop button
+    assert mon.wait(10)
+    s = mon.state
+    assert tr.stopped and not s['running'] and s['status'].startswith('stopped') and s['error'] is None
+    assert s['steps'] == list(range(1, s['step']+1)) and s['step'] < tr.n
+    assert from_png(mon.w_grid.value).shape == (64+4, 3*(64+2)+2, 3)
+
+def test_monitor_real_trainer(ds, tmp_path):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__(); self.conv = nn.Conv2d(3, 8, 3, padding=1); self.fc = nn.Linear(8, 2)
+        def forward(self, x): return self.fc(F.relu(self.conv(x)).mean((2, 3)))
+    torch.manual_seed(0)
+    net = Net()
+    data = [(torch.rand(4, 3, 32, 32), torch.randint(0, 2, (4,))) for _ in range(4)]
+    tr = Trainer(net, data, loss_func=lambda out, b: F.cross_entropy(out, b[1]), lr=0.05, epochs=10_000, progress=False,
+                 ckpt=tmp_path/'ck.pt')
+    def predict(t, x):  # channel-mean activation map of the conv layer, the model's "map"
+        with torch.no_grad(): return F.relu(t.model.conv(F.interpolate(x, size=32))).mean(1)
+    mon = TrainingMonitor(tr, samples=ds, predict=predict, every=3, n=2, size=48)
+    mon.start()
+    _wait(lambda: mon.state['n_updates'] >= 2)
+    p = mon.w_plot.value
+    _wait(lambda: mon.state['n_updates'] >= 3)
+    assert mon.w_plot.value != p
+    mon.stop(); assert mon.wait(30)
+    s = mon.state
+    assert tr.stopped and s['status'].startswith('stopped') and 'checkpoint' in s['status'] and (tmp_path/'ck.pt').exists()
+    assert len(s['losses']) == s['step'] == tr.step and net.training            # train mode restored after predictions
+
+def test_monitor_reports_errors(ds):
+    def fit(cbs):
+        for c in cbs: c.after_step(None, 1, 0.5, None)
+        raise RuntimeError('disk full')
+    mon = TrainingMonitor(fit, samples=None, every=1)
+    mon.start(); assert mon.wait(10)
+    assert 'RuntimeError: disk full' in mon.state['status'] and mon.state['steps'] == [1]
+
+def test_default_explorer(tmp_path, monkeypatch):
+    "CamExplorer() with no arguments: the embedded synthetic test split and the bundled EfficientNet-Lite0, CAM."
+    monkeypatch.setenv('WSOL_DATA', str(tmp_path))
+    ex = CamExplorer()
+    s = ex.state
+    assert s['method'] == 'CAM' and len(ex.cache) == 100 and ex.backbone.name == 'efficientnet_lite0'
+    assert ex.cache.maps('CAM').shape == (100, 224, 224) and 0 <= s['iou'] <= 1 and len(s['curve_x']) == 41
+    assert ex.wait(60) and 0 <= ex.state['maxboxacc_v2'] <= 100
+
+def test_initial_rule_percentile(ds):
+    ex = CamExplorer(ds, providers=PROV, rule='percentile', value=90, box_rule='contour')
+    s = ex.state
+    assert (s['rule'], s['threshold'], s['box_rule'], ex.w_value.max) == ('percentile', 90, 'contour', 100)
+    np.testing.assert_allclose(np_boxes(s['boxes']), boxes_for(ex.current_map(), 'percentile', 90, 'contour'))
