@@ -1,0 +1,51 @@
+#!/usr/bin/env python
+"""Time wsolevaluation's MaxBoxAcc (V1) + MaxBoxAccV2 at threshold step 0.01: the community evaluator's per-image,
+per-threshold loop (`maxboxacc_reference`, run once per version as the evaluator is) against the exact fast path
+(`box_accuracy`, both versions in one pass) on the same CAM-like maps; asserts identical numbers.
+
+    .venv/bin/python benchmarks/bench_maxboxacc.py [--n 1000] [--noise 0.03] [--interval 0.01] [--seed 0]
+"""
+import argparse, os, platform, time
+import numpy as np
+from wsol_nb.metrics import random_cams, maxboxacc_reference, box_accuracy
+
+def timed(f):
+    "Result, wall seconds and CPU seconds (this process) of `f()`."
+    w, c = time.perf_counter(), time.process_time()
+    r = f()
+    return r, time.perf_counter() - w, time.process_time() - c
+
+def cpu_name():
+    try: return next(l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name'))
+    except (OSError, StopIteration): return platform.processor() or 'unknown'
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--n', type=int, default=1000, help='number of maps')
+    ap.add_argument('--noise', type=float, default=0.03, help='max std of the grid noise of the maps')
+    ap.add_argument('--distractors', type=int, default=2, help='max number of weaker blobs per map')
+    ap.add_argument('--interval', type=float, default=0.01, help='threshold step')
+    ap.add_argument('--seed', type=int, default=0)
+    a = ap.parse_args()
+    maps, gts = random_cams(a.n, seed=a.seed, noise=a.noise, distractors=(0, a.distractors))
+    print(f'{a.n} CAM-like 224x224 maps (seed {a.seed}, noise {a.noise}, 0-{a.distractors} distractors), '
+          f'threshold step {a.interval}; {os.cpu_count()} CPUs ({cpu_name()}), load average {os.getloadavg()[0]:.1f}')
+    st = {}
+    fast, fw, fc = timed(lambda: box_accuracy(maps, gts, interval=a.interval, stats=st))
+    r1, w1, c1 = timed(lambda: maxboxacc_reference(maps, gts, interval=a.interval))
+    r2, w2, c2 = timed(lambda: maxboxacc_reference(maps, gts, interval=a.interval, multi_contour=True, deltas=(30, 50, 70)))
+    assert np.array_equal(fast['curves_v1'][50], r1[50]), 'V1 curves differ'
+    for d in (30, 50, 70): assert np.array_equal(fast['curves_v2'][d], r2[d]), f'V2 curves differ at delta {d}'
+    v2 = np.mean([r2[d].max() for d in (30, 50, 70)])
+    assert fast['MaxBoxAcc'] == r1[50].max() and fast['MaxBoxAccV2'] == v2
+    print(f"identical: MaxBoxAcc {fast['MaxBoxAcc']:.2f}, MaxBoxAccV2 {fast['MaxBoxAccV2']:.4f}, all "
+          f"{len(fast['thresholds'])}x4 curve points")
+    print(f"levels traced with cv2 by the fast path: {st['traced']}/{st['levels']} ({100*st['traced']/st['levels']:.1f}%)")
+    print(f'{"":24}{"wall s":>9}{"CPU s":>9}')
+    for name, w, c in (('reference V1', w1, c1), ('reference V2', w2, c2), ('reference V1+V2', w1+w2, c1+c2),
+                       ('fast V1+V2', fw, fc)):
+        print(f'{name:24}{w:9.2f}{c:9.2f}')
+    print(f'speed-up (V1+V2 reference / fast): wall {(w1+w2)/fw:.1f}x, CPU {(c1+c2)/fc:.1f}x; '
+          f'against the V2 run alone: wall {w2/fw:.1f}x, CPU {c2/fc:.1f}x')
+
+if __name__ == '__main__': main()
