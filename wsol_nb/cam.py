@@ -111,16 +111,17 @@ def compute_cams(bb:Backbone, # the classifier
 
 # %% ../nbs/06_cam.ipynb #574d29e8
 class MapWriter:
-    "Stream (id -> float32 map) pairs into an .npz file, atomically (temporary file + `os.replace` on close)."
-    def __init__(self, fn):
-        self.fn = Path(fn); self.fn.parent.mkdir(parents=True, exist_ok=True); self.ids = set()
+    "Stream (id -> array) pairs into an .npz file, atomically (temporary file + `os.replace` on close); `.ids` in order."
+    def __init__(self, fn, dtype=np.float32): # dtype of the stored arrays (None: keep each array's own)
+        self.fn, self.dtype = Path(fn), dtype
+        self.fn.parent.mkdir(parents=True, exist_ok=True); self.ids, self._seen = [], set()
         fd, self.tmp = tempfile.mkstemp(dir=self.fn.parent, prefix=f'.{self.fn.name}.', suffix='.tmp'); os.close(fd)
         self.zf = zipfile.ZipFile(self.tmp, 'w', zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True)
     def add(self, id:str, m):
-        if id in self.ids: raise ValueError(f"duplicate image id {id!r} in {self.fn}")
-        self.ids.add(id)
+        if id in self._seen: raise ValueError(f"duplicate image id {id!r} in {self.fn}")
+        self._seen.add(id); self.ids.append(id)
         with self.zf.open(f'{id}.npy', 'w', force_zip64=True) as f:
-            np.lib.format.write_array(f, np.ascontiguousarray(np.asarray(m, dtype=np.float32)), allow_pickle=False)
+            np.lib.format.write_array(f, np.ascontiguousarray(np.asarray(m, dtype=self.dtype)), allow_pickle=False)
     def __enter__(self): return self
     def __exit__(self, typ, *a):
         self.zf.close()

@@ -211,23 +211,9 @@ def train_spol_cam(root, # dataset root (or a `WSOLDataset`)
                 max_steps, progress, ckpt_every)
 
 # %% ../nbs/12_spol.ipynb #2f8b42e0
-class ArrayWriter:
-    "Stream (id -> array) pairs into an .npz file (dtype kept), atomically: temporary file + `os.replace` on close."
-    def __init__(self, fn):
-        self.fn = Path(fn); self.fn.parent.mkdir(parents=True, exist_ok=True); self.ids, self._seen = [], set()
-        fd, self.tmp = tempfile.mkstemp(dir=self.fn.parent, prefix=f'.{self.fn.name}.', suffix='.tmp'); os.close(fd)
-        self.zf = zipfile.ZipFile(self.tmp, 'w', zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True)
-    def add(self, id:str, a):
-        if id in self._seen: raise ValueError(f"duplicate image id {id!r} in {self.fn}")
-        self._seen.add(id)
-        with self.zf.open(f'{id}.npy', 'w', force_zip64=True) as f:
-            np.lib.format.write_array(f, np.ascontiguousarray(a), allow_pickle=False)
-        self.ids.append(id)
-    def __enter__(self): return self
-    def __exit__(self, typ, *a):
-        self.zf.close()
-        if typ is None: os.replace(self.tmp, self.fn)
-        elif os.path.exists(self.tmp): os.unlink(self.tmp)
+def ArrayWriter(fn): # .npz file to write
+    "A `MapWriter` that keeps each array's dtype (labels as uint8, CAMs as uint8)."
+    return MapWriter(fn, dtype=None)
 
 def model_fingerprint(m:torch.nn.Module) -> str:
     "SHA-1 of a model's state dict (names, shapes, values), to tell which weights made a file."
