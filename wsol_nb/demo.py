@@ -4,17 +4,16 @@
 
 # %% ../nbs/15_demo.ipynb #6de3f9af
 from __future__ import annotations
-import json, time, platform, sys
+import argparse, json, time, platform, sys
 from pathlib import Path
 import numpy as np, torch
-from fastcore.script import call_parse, Param
 from .data import load_dataset, load_mask, atomic_write
 from .metrics import evaluate_maps, evaluate_boxes, baseline_localizers
 from .synthetic import default_dataset, make_synthetic
 
 # %% auto #0
 __all__ = ['PROTOCOL_NAMES', 'COLUMNS', 'STEPS', 'TestSet', 'eval_all', 'step_baselines', 'step_cam', 'step_ddt', 'step_psol',
-           'step_spol', 'results_table', 'write_report', 'sample_figure', 'run_demo', 'demo_cli']
+           'step_spol', 'results_table', 'write_report', 'sample_figure', 'run_demo', 'demo_parser', 'demo_cli']
 
 # %% ../nbs/15_demo.ipynb #64399810
 class TestSet:
@@ -229,12 +228,19 @@ def run_demo(out='demo_out', # output folder (report.md, report.json, samples.pn
     return dict(rows=rows, info=info, report=write_report(out, rows, info, cfg, ts, fig))
 
 # %% ../nbs/15_demo.ipynb #58c5c6b8
-@call_parse
-def demo_cli(out:Param("output folder", str)='demo_out',
-             data:Param("CUB-format dataset root (default: the embedded dataset)", str)=None,
-             steps:Param("comma-separated steps: " + ','.join(STEPS), str)=','.join(STEPS),
-             quick:Param("tiny data and a few steps (smoke test)", bool)=False,
-             no_progress:Param("hide progress bars", bool)=False):
-    "Run the kit's main job on the embedded dataset and write out/report.md, report.json and samples.png."
-    r = run_demo(out, data, [s.strip() for s in steps.split(',') if s.strip()], quick, not no_progress)
+def demo_parser() -> argparse.ArgumentParser:
+    "Options of `wsol-demo`."
+    ap = argparse.ArgumentParser('wsol-demo', description="Run the kit's main job on the embedded dataset and write "
+                                 "OUT/report.md, report.json and samples.png.")
+    ap.add_argument('--out', default='demo_out', help='output folder (default: demo_out)')
+    ap.add_argument('--data', default=None, help='CUB-format dataset root (default: the embedded dataset)')
+    ap.add_argument('--steps', default=','.join(STEPS), help='comma-separated steps (default: all): ' + ','.join(STEPS))
+    ap.add_argument('--quick', action='store_true', help='tiny data and a few training steps (a smoke test)')
+    ap.add_argument('--no-progress', action='store_true', help='hide progress bars')
+    return ap
+
+def demo_cli(argv:list|None=None): # arguments (default: sys.argv[1:])
+    "Entry point of `wsol-demo`: runs `run_demo` and prints the report."
+    a = demo_parser().parse_args(argv)
+    r = run_demo(a.out, a.data, [s.strip() for s in a.steps.split(',') if s.strip()], a.quick, not a.no_progress)
     print(Path(r['report']).read_text())
