@@ -5,7 +5,7 @@
 # %% ../nbs/11_psol.ipynb #4ef69714
 from __future__ import annotations
 import json, math, os, time, warnings
-from dataclasses import dataclass, asdict, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
@@ -14,7 +14,7 @@ from torchvision import tv_tensors as tvt
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
-from .boxes import PROTOCOLS, Protocol, nxywh2xyxy, xyxy2nxywh, xyxy2xywh, clip_boxes, image_boxes
+from .boxes import PROTOCOLS, Protocol, nxywh2xyxy, xyxy2nxywh, clip_boxes, image_boxes
 from .data import (WSOLDataset, Record, load_dataset, collate_skip, eval_transform, get_protocol,
                           RandomResizedBBoxCrop, atomic_write)
 from .backbones import Backbone, get_backbone
@@ -165,9 +165,9 @@ def build_psol(backbone:str='efficientnet_lite0', # backbone name (see `wsol_nb.
     if variant not in ('sep', 'joint'): raise ValueError(f"variant must be 'sep' or 'joint', got {variant!r}")
     joint = variant == 'joint'
     bb = get_backbone(backbone, weights, num_classes if joint else None)
-    fresh = joint and (weights is None or (num_classes is not None and num_classes != 1000) or bb.fc.out_features != 1000)
+    kept = weights is not None and bb.fc.out_features == 1000  # the pretrained ImageNet classifier stays
     m = PSOLNet(bb, joint, hidden)
-    if fresh: m.new_layers = ['reg', 'bb.fc']
+    if joint and not kept: m.new_layers = ['reg', 'bb.fc']
     return m
 
 # %% ../nbs/11_psol.ipynb #aa2519f1
@@ -283,7 +283,7 @@ def _check_out(out:Path, cfg:dict, resume):
     if diff: raise ValueError(f"{fn} holds a run with other {diff} ({[old.get(k) for k in diff]} vs {[cfg.get(k) for k in diff]}): "
                               f"choose another out" + ("" if resume else " or remove it"))
 
-def _fit(model, new:list, ds, collate, step, cfg:dict, out, p:PSOLPreset, sched, milestones, resume, cbs, max_steps,
+def _fit(model, new:list, ds, collate, step, cfg:dict, out, sched, milestones, resume, cbs, max_steps,
          workers, device, amp, ckpt_every, progress):
     "Shared tail of the training functions: loader, trainer, config before and after, result."
     out = Path(out); _check_out(out, cfg, resume)
@@ -297,8 +297,10 @@ def _fit(model, new:list, ds, collate, step, cfg:dict, out, p:PSOLPreset, sched,
                  ckpt_every=ckpt_every, resume=resume, seed=cfg['seed'], progress=progress)
     cfg.update(milestones_steps=ms, steps_per_epoch=len(dl), device=str(tr.device), amp=tr.amp)
     if is_main(): save_json(cfg, out/'config.json')
-    t0 = time.perf_counter(); h = tr.fit()
+    t0, c0 = time.perf_counter(), time.process_time()
+    h = tr.fit()
     cfg['result'] = dict(steps=tr.step, epochs=tr.epoch, stopped=tr.stopped, seconds=round(time.perf_counter() - t0, 2),
+                         cpu_seconds=round(time.process_time() - c0, 2),
                          final_loss=float(np.mean([r['loss'] for r in h[-max(1, len(dl)):]])) if h else None)
     if is_main(): save_json(cfg, out/'config.json')
     return TrainResult(out/'model.pt', cfg, h, model)
@@ -345,6 +347,7 @@ def train_psol(root, # dataset root (or a `WSOLDataset` of the training split)
                progress:bool=True) -> TrainResult:
     "Train PSOL's box regressor (-Sep) or regressor + classifier (-Joint) on pseudo boxes."
     if boxes is None: raise ValueError("PSOL trains on pseudo boxes: pass boxes= (boxes.json from wsol-ddt, a dict id -> xyxy, or 'gt')")
+    if variant not in ('sep', 'joint'): raise ValueError(f"variant must be 'sep' or 'joint', got {variant!r}")
     p = get_preset(preset, format)
     S, R = _sizes(p, backbone, size)
     ds, root = _dataset(root, format, split, metadata)
@@ -361,7 +364,7 @@ def train_psol(root, # dataset root (or a `WSOLDataset` of the training split)
     model.protocol = psol_protocol(S, R)
     ms = list(range(p.cls_step, cfg['epochs'], p.cls_step)) if joint else []
     cfg['sched'] = 'step' if joint else p.sched
-    return _fit(model, model.new_layers, tds, psol_collate, partial(psol_step, loss_scale=cfg['loss_scale']), cfg, out, p,
+    return _fit(model, model.new_layers, tds, psol_collate, partial(psol_step, loss_scale=cfg['loss_scale']), cfg, out,
                 cfg['sched'], ms, resume, cbs, max_steps, workers, device, amp, ckpt_every, progress)
 
 # %% ../nbs/11_psol.ipynb #450cab55
@@ -464,7 +467,7 @@ def train_classifier(root, # dataset root (or a `WSOLDataset` of the training sp
                     head_lr_mult=float(p.head_lr_mult if head_lr_mult is None else head_lr_mult), new_layers=new, sched='step')
     model.protocol = psol_protocol(S, R)
     ms = list(range(p.cls_step, cfg['epochs'], p.cls_step))
-    return _fit(model, new or ['fc'], tds, collate_skip, ce_step, cfg, out, p, 'step', ms, resume, cbs, max_steps,
+    return _fit(model, new or ['fc'], tds, collate_skip, ce_step, cfg, out, 'step', ms, resume, cbs, max_steps,
                 workers, device, amp, ckpt_every, progress)
 
 # %% ../nbs/11_psol.ipynb #7fd3e4f5
@@ -537,13 +540,14 @@ def show_predictions(ds:WSOLDataset, # images with GT boxes
                      pred:dict, # id -> [x1,y1,x2,y2] (from `predict_boxes`)
                      pseudo:dict|None=None, # id -> pseudo box entry (optional)
                      n:int=8, ncols:int=4, # images to show, per row
-                     idxs=None): # which images (default: evenly spaced)
+                     idxs=None, # which images (default: evenly spaced)
+                     sz:float=2.): # panel side in inches
     "Images with GT (red), predicted (green) and pseudo (blue) boxes; returns the figure."
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
     idxs = list(idxs) if idxs is not None else np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(int).tolist()
     nr = math.ceil(len(idxs) / ncols)
-    fig, axs = plt.subplots(nr, ncols, figsize=(2.4 * ncols, 2.4 * nr), squeeze=False)
+    fig, axs = plt.subplots(nr, ncols, figsize=(sz * ncols, sz * nr), squeeze=False)
     for ax in axs.flat: ax.axis('off')
     for ax, i in zip(axs.flat, idxs):
         r, s = ds.records[i], _copy(ds).load(i)
