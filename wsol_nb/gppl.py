@@ -38,6 +38,9 @@ PRESETS = {
                              bg_on='combined', source='SPOL paper: Sec. 3.4 Eq. (5)-(6), Sec. 4.2 thresholds 0.7 / 0.5 / 0.004'),
     'spol_official': GPPLPreset('spol_official', lo=0.1, hi=0.5, contours=True, min_area=20., var_scale=0.1, fg=0.25, bg=0.01,
                                 bg_on='cam', source='SPOL released code (weijun-arc/SPOL @7a9d985): band 0.1-0.5, contours, cov/10, 0.25 / 0.01'),
+    'synthetic': GPPLPreset('synthetic', lo=0.1, hi=0.5, contours=True, min_area=20., var_scale=1., fg=0.1, bg=0.01,
+                            bg_on='cam', source='wsol_nb: spol_official with the full covariance (no /10) and foreground 0.1, for the '
+                                               'embedded dataset, whose CAMs sit on a small class part (chosen in 12_spol on the training split)'),
 }
 
 def get_preset(preset:str|GPPLPreset='spol_paper', # name in `PRESETS` or a `GPPLPreset`

@@ -24,6 +24,7 @@ from .gppl import gppl, seg_loss, norm_max, get_preset as gppl_preset, IGNORE
 from .train import Trainer, set_seed, load_ckpt, default_x, is_main
 from .cam import MapWriter
 from .metrics import evaluate_boxes
+from .psol import set_bn_momentum
 
 # %% auto #0
 __all__ = ['SPOL_PRESETS', 'SPOLPreset', 'get_spol_preset', 'load_spol_model', 'train_spol_cam', 'ArrayWriter',
@@ -46,6 +47,7 @@ class SPOLPreset:
     loss:str='spol_official'  # MFF-Net1 loss preset (`wsol_nb.mff.LOSSES`)
     aux:bool=True             # MFF-Net1 auxiliary branch
     freeze_stem:bool=False    # keep the backbone's stem out of the optimizer
+    bn_momentum:float|None=None # BatchNorm momentum of both nets while training (None: the network's own)
     mask_size:int=256         # side of the pseudo masks (CAM input and label size)
     gppl:str='spol_official'  # GPPL preset (`wsol_nb.gppl.PRESETS`)
     seg_epochs:int=8          # MFF-Net2 epochs
@@ -71,10 +73,11 @@ SPOL_PRESETS = {p.name: p for p in [
     SPOLPreset('spol_paper_imagenet', cam_epochs=6, cam_bs=128, loss='spol_paper', gppl='spol_paper', seg_epochs=6, seg_bs=128,
                threshold=0.8, source=f'SPOL paper Sec. 4.2 (6 epochs); batch sizes and threshold from {_CODE}'),
     SPOLPreset('synthetic', backbone='efficientnet_lite0', resize=128, crop=112, cam_epochs=8, cam_bs=16, lr_backbone=0.01,
-               lr_new=0.1, mask_size=128, seg_epochs=8, seg_bs=16, threshold=0.15,
+               lr_new=0.1, mask_size=128, gppl='synthetic', seg_epochs=8, seg_bs=16, threshold=0.3, bn_momentum=0.1,
                source='wsol_nb: the embedded synthetic dataset (128 px) on a CPU; spol_official_cub scaled down (128 px, '
-                      'batch 16, 8 epochs each, MFF-Net1 learning rates x5); threshold chosen by GT-known on the training '
-                      'images (12_spol notebook)'),
+                      'batch 16, 8 epochs each, MFF-Net1 learning rates x5; BatchNorm momentum 0.1 instead of EfficientNet-Lite0\'s '
+                      'TensorFlow 0.01, whose running statistics lag behind a short fine-tune); GPPL preset `synthetic`; threshold '
+                      'chosen by GT-known on the training images (12_spol notebook)'),
 ]}
 
 def get_spol_preset(preset:str|SPOLPreset='spol_official_cub', # name in `SPOL_PRESETS` or a `SPOLPreset`
@@ -199,7 +202,7 @@ def train_spol_cam(root, # dataset root (or a `WSOLDataset`)
     p = get_spol_preset(preset, backbone=backbone, loss=loss, cam_epochs=epochs, cam_bs=batch_size, **kw)
     ds = _dataset(root, format, metadata, split, train_transform('spol', size=p.crop, resize=p.resize))
     set_seed(seed)
-    m = MFFNet(get_backbone(p.backbone, weights), len(ds.classes), aux=p.aux)
+    m = set_bn_momentum(MFFNet(get_backbone(p.backbone, weights), len(ds.classes), aux=p.aux), p.bn_momentum)
     if p.freeze_stem:
         if 'stem' not in m.bb.taps: raise ValueError(f"freeze_stem: {p.backbone} has no 'stem' stage")
         for q in m.bb.stages['stem'].parameters(): q.requires_grad_(False)
@@ -373,7 +376,7 @@ def train_spol_seg(root, # dataset root (or a `WSOLDataset`), the split the mask
     ds = SegData(_dataset(root, format, metadata, split), pm, p.resize, p.crop)
     if ds.missing: warnings.warn(f"{len(ds.missing)} of {len(ds.ds)} images have no pseudo mask and are left out, e.g. {ds.missing[:3]}")
     set_seed(seed)
-    m = MFFNet(get_backbone(p.backbone, weights), head='seg')
+    m = set_bn_momentum(MFFNet(get_backbone(p.backbone, weights), head='seg'), p.bn_momentum)
     gs = param_groups(m, p.seg_lr, p.seg_lr)
     step = _Step(lambda mod, b: seg_loss(mod(default_x(b))['logits'], b['mask']))
     info = dict(_data_info(root, format, metadata, split, ds.ds), weights=str(weights), masks=str(pm.dir),
