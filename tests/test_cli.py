@@ -1,36 +1,82 @@
 "End-to-end runs of the console scripts as a user types them, on a tiny embedded dataset."
-import json, os, subprocess, sys
+import contextlib, io, json, os, re, socket, subprocess, sys
 from pathlib import Path
 import numpy as np, pytest
 
 BIN = Path(sys.executable).parent
+COMMANDS = ('wsol-eval', 'wsol-cam', 'wsol-ddt', 'wsol-train', 'wsol-predict', 'wsol-demo')
 
-def run(*args, ok=True):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    r = subprocess.run([str(BIN/args[0]), *map(str, args[1:])], capture_output=True, text=True, env=env, timeout=600)
+def _env(): return dict(os.environ, OMP_NUM_THREADS='1')
+
+def _check(args, r, ok):
     if ok: assert r.returncode == 0, f"{args[0]} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}"
     return r
+
+def run(*args, ok=True):
+    r = subprocess.run([str(BIN/args[0]), *map(str, args[1:])], capture_output=True, text=True, env=_env(), timeout=600)
+    return _check(args, r, ok)
+
+def run_all(*cmds, ok=True):
+    "Run several commands at once (each start imports torch); their `CompletedProcess`es."
+    ps = [subprocess.Popen([str(BIN/c[0]), *map(str, c[1:])], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env=_env()) for c in cmds]
+    out = []
+    for c, p in zip(cmds, ps):
+        o, e = p.communicate(timeout=600)
+        out.append(_check(c, subprocess.CompletedProcess(p.args, p.returncode, o, e), ok))
+    return out
 
 @pytest.fixture(scope='module')
 def data(tmp_path_factory):
     from wsol_nb.synthetic import make_synthetic
-    return make_synthetic(tmp_path_factory.mktemp('cli')/'data', n_classes=2, n_train=4, n_test=3, size=64)
+    return make_synthetic(tmp_path_factory.mktemp('cli')/'data', n_classes=2, n_train=4, n_test=2, size=64)
 
 def test_help_explains_every_command():
-    for s in ('wsol-eval', 'wsol-cam', 'wsol-ddt', 'wsol-train', 'wsol-predict', 'wsol-demo'):
-        r = run(s, '--help')
-        assert 'usage' in r.stdout.lower() and len(r.stdout) > 200, s
-    for sub in ('psol', 'cls', 'spol-cam', 'spol-seg'): assert '--data' in run('wsol-train', sub, '--help').stdout
+    helps = dict(zip(COMMANDS, (r.stdout for r in run_all(*[[s, '--help'] for s in COMMANDS]))))
+    from wsol_nb.train_cli import train_parser     # the sub-commands' help in this process (each start imports torch)
+    for c in ('psol', 'cls', 'spol-cam', 'spol-seg'):
+        with contextlib.redirect_stdout(io.StringIO()) as o, pytest.raises(SystemExit): train_parser().parse_args([c, '--help'])
+        helps[f'wsol-train {c}'] = o.getvalue()
+    for s, h in helps.items():
+        desc = h.split('\n\n')[1]                       # the paragraph after the usage lines says what the step does
+        assert h.lower().startswith('usage') and len(desc) > 60, (s, desc)
+        if s != 'wsol-train': assert '--data' in h, s
+        assert not re.findall(r'--[a-z0-9]+_[a-z0-9_]*', h), (s, re.findall(r'--[a-z0-9]+_[a-z0-9_]*', h))  # dashed flags only
+    for s, flags in {'wsol-cam': ['--batch-size', '--num-classes', '--no-progress'],
+                     'wsol-ddt': ['--batch-size', '--class-agnostic', '--save-maps', '--channels-last'],
+                     'wsol-eval': ['--drop-no-contour'], 'wsol-train cls': ['--size'], 'wsol-train psol': ['--size']}.items():
+        assert all(f in helps[s] for f in flags), s
 
 def test_cam_then_eval(data, tmp_path):
     run('wsol-cam', '--data', data, '--backbone', 'efficientnet_lite0', '--method', 'gradcam', '--target', 'top1',
-        '--out', tmp_path/'maps.npz', '--predictions', tmp_path/'pred.json', '--size', 64)
-    with np.load(tmp_path/'maps.npz') as z: assert len(z.files) == 6
+        '--out', tmp_path/'maps.npz', '--predictions', tmp_path/'pred.json', '--size', 64,
+        '--batch_size', 2, '--no-progress')   # an underscore spelling still works (hidden from --help)
+    with np.load(tmp_path/'maps.npz') as z: assert len(z.files) == 4
+    res = {}
     for p in ('wsoleval', 'psol', 'spol'):
         run('wsol-eval', '--data', data, '--maps', tmp_path/'maps.npz', '--protocol', p, '--json', tmp_path/f'{p}.json')
-        r = json.loads((tmp_path/f'{p}.json').read_text())
-        assert r['protocol'] == p and r['n_images'] == 6 and r['seconds'] >= 0
+        r = res[p] = json.loads((tmp_path/f'{p}.json').read_text())
+        assert r['protocol'] == p and r['n_images'] == 4 and r['seconds'] >= 0 and r['dropped_no_contour'] == 0
         assert ('MaxBoxAccV2' if p == 'wsoleval' else 'GT-known') in r
+
+def test_eval_drop_no_contour(data, tmp_path):
+    "SPOL's option: images whose map gives no contour leave the mean; the report counts them."
+    from wsol_nb.data import load_dataset
+    ids = [r.id for r in load_dataset(data, 'cub', 'test').records]
+    g = np.random.default_rng(0)
+    maps = {i: g.random((16, 16)).astype(np.float32) for i in ids}
+    maps[ids[0]] = np.zeros((16, 16), np.float32)   # no contour at any threshold
+    np.savez(tmp_path/'m.npz', **maps)
+    base = ['wsol-eval', '--data', data, '--maps', tmp_path/'m.npz', '--protocol', 'spol']
+    keep, drop, bad = run_all(base + ['--json', tmp_path/'keep.json'], base + ['--drop-no-contour', '--json', tmp_path/'drop.json'],
+                              base[:-1] + ['psol', '--drop-no-contour'], ok=False)
+    assert keep.returncode == drop.returncode == 0, keep.stderr + drop.stderr
+    k, d = (json.loads((tmp_path/f).read_text()) for f in ('keep.json', 'drop.json'))
+    assert (k['n_no_contour'], k['dropped_no_contour'], k['n_evaluated']) == (1, 0, 4)
+    assert (d['dropped_no_contour'], d['n_evaluated'], d['config']['drop_no_contour']) == (d['n_no_contour'], 3, True)
+    assert d['GT-known'] == pytest.approx(k['GT-known'] * 4 / 3)   # the same hits over 3 images instead of 4
+    assert 'misses; --drop-no-contour leaves them out' in keep.stdout and 'metrics over 3 images' in drop.stdout
+    assert bad.returncode == 1 and '--protocol spol only' in bad.stderr and 'Traceback' not in bad.stderr
 
 def test_eval_reports_bad_input(data, tmp_path):
     (tmp_path/'boxes.json').write_text('{"nope.jpg": [[0, 0, 5, 5]]}')
@@ -41,13 +87,44 @@ def test_ddt_train_predict_eval(data, tmp_path):
     run('wsol-ddt', '--data', data, '--backbone', 'efficientnet_lite0', '--size', 64, '--out', tmp_path/'ddt', '--save-maps')
     boxes = json.loads((tmp_path/'ddt'/'boxes.json').read_text())
     assert len(boxes['boxes']) == 8 and (tmp_path/'ddt'/'localization.txt').exists()
-    r = run('wsol-ddt', '--data', data, '--backbone', 'efficientnet_lite0', '--size', 64, '--out', tmp_path/'ddt')
+    r = run('wsol-ddt', '--data', data, '--backbone', 'efficientnet_lite0', '--size', 64, '--out', tmp_path/'ddt',
+            '--batch_size', 4)   # the old underscore spelling
     assert '0 computed' in r.stdout  # a rerun skips finished classes
     common = ['--data', data, '--max-steps', 1, '--batch-size', 4, '--no-progress']
-    run('wsol-train', 'psol', '--boxes', tmp_path/'ddt'/'boxes.json', '--out', tmp_path/'psol', *common)
+    run('wsol-train', 'psol', '--boxes', tmp_path/'ddt'/'boxes.json', '--out', tmp_path/'psol', '--size', 64, *common)
+    assert json.loads((tmp_path/'psol'/'config.json').read_text())['size'] == 64
     run('wsol-predict', '--model', tmp_path/'psol', '--data', data, '--boxes-out', tmp_path/'b.json')
     run('wsol-eval', '--data', data, '--boxes', tmp_path/'b.json', '--protocol', 'psol', '--json', tmp_path/'e.json')
-    assert json.loads((tmp_path/'e.json').read_text())['n_images'] == 6
+    assert json.loads((tmp_path/'e.json').read_text())['n_images'] == 4
+
+def test_train_cls_size(data, tmp_path):
+    from wsol_nb.psol import PRESETS
+    P = PRESETS['synthetic']
+    run('wsol-train', 'cls', '--data', data, '--out', tmp_path/'cls', '--size', 48, '--max-steps', 1, '--batch-size', 4, '--no-progress')
+    cfg = json.loads((tmp_path/'cls'/'config.json').read_text())
+    assert (cfg['kind'], cfg['size'], cfg['resize']) == ('classifier', 48, round(48 * P.resize / P.size))
+    run('wsol-predict', '--model', tmp_path/'cls', '--data', data, '--maps-out', tmp_path/'m.npz')
+    with np.load(tmp_path/'m.npz') as z: assert {z[k].shape for k in z.files} == {(48, 48)}
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+def test_spol_seg_torchrun_masks_on_rank0(data, tmp_path):
+    "Two CPU processes: rank 0 alone writes the pseudo masks, rank 1 waits, then both train MFF-Net2."
+    common = ['--data', data, '--max-steps', 1, '--batch-size', 4, '--no-progress', '--device', 'cpu']
+    run('wsol-train', 'spol-cam', '--out', tmp_path/'cam', *common)
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nnodes', '1', '--nproc_per_node', '2', '--master_addr',
+           '127.0.0.1', '--master_port', str(_free_port()), '--no-python', str(BIN/'wsol-train'), 'spol-seg',
+           '--cam-model', str(tmp_path/'cam'), '--out', str(tmp_path/'seg'), *map(str, common)]
+    env = dict(_env(), GLOO_SOCKET_IFNAME='lo')
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    log = p.stdout + p.stderr
+    assert p.returncode == 0, log[-4000:]
+    made = re.findall(r'rank (\d) (made|reused) (\d+) pseudo masks', log)
+    assert made == [('0', 'made', '8')], made   # one writer: rank 0
+    assert json.loads((tmp_path/'seg'/'masks'/'index.json').read_text())['n'] == 8
+    assert json.loads((tmp_path/'seg'/'config.json').read_text())['kind'] == 'seg'
 
 def test_demo_quick(tmp_path):
     r = run('wsol-demo', '--out', tmp_path/'demo', '--quick', '--steps', 'baselines', '--no-progress')

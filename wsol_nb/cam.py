@@ -4,16 +4,18 @@
 
 # %% ../nbs/06_cam.ipynb #db478a96
 from __future__ import annotations
-import inspect, json, os, sys, tempfile, time, zipfile
+import argparse, copy, inspect, json, os, sys, tempfile, time, zipfile
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
-from fastcore.script import call_parse, anno_parser, Param
+from fastcore.docments import docments
+from fastcore.script import Param
 from tqdm.auto import tqdm
 from .backbones import Backbone, get_backbone, to_batch, IMAGENET_CLASSES
 
 # %% auto #0
 __all__ = ['METHODS', 'class_targets', 'cam_raw', 'gradcam_raw', 'gradcampp_raw', 'finish_maps', 'default_tap', 'compute_cams',
-           'MapWriter', 'load_maps', 'dataset_cams', 'wsol_cam', 'undash', 'cam_cli']
+           'MapWriter', 'load_maps', 'dataset_cams', 'wsol_cam', 'dashed_parser', 'dash_argv', 'undash', 'parse_dashed',
+           'cam_cli']
 
 # %% ../nbs/06_cam.ipynb #9d8b2ed1
 METHODS = ('cam', 'gradcam', 'gradcam++')
@@ -156,7 +158,6 @@ def dataset_cams(bb:Backbone, # classifier
         for i, m, p in zip(b['id'], maps.cpu().numpy(), top5): writer.add(i, m); preds[i] = p
     return preds, skipped
 
-@call_parse
 def wsol_cam(data:Param("dataset root", str, required=True)=None,
             out:Param("MAPS.npz to write (one float32 size x size map per image id)", str, required=True)=None,
             format:Param("dataset format", str, choices=['cub', 'imagenet', 'wsoleval'])='cub',
@@ -173,7 +174,7 @@ def wsol_cam(data:Param("dataset root", str, required=True)=None,
             size:Param("side of the square the whole image is resized to", int)=224,
             device:Param("'auto', 'cpu', 'cuda', 'cuda:1', ...", str)='auto',
             workers:Param("data loader worker processes", int)=0,
-            progress:Param("progress bar (--no-progress hides it)", bool)=True):
+            progress:Param("show a progress bar", bool)=True):
     "Compute CAM / Grad-CAM / Grad-CAM++ maps for a dataset split and write them to an .npz file."
     from wsol_nb.data import load_dataset, eval_transform, atomic_write
     t0 = time.time()
@@ -199,16 +200,54 @@ def wsol_cam(data:Param("dataset root", str, required=True)=None,
     print(msg)
     return cfg
 
+class _Fmt(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog): super().__init__(prog, max_help_position=36, width=110)
+
+def dashed_parser(func, # a function whose parameters are annotated with fastcore `Param`s
+                  prog:str, # the command's name
+                  description:str|None=None, # what the command does (default: `func`'s docstring)
+                  epilog:str|None=None, # text after the options, e.g. an example
+                 ) -> argparse.ArgumentParser:
+    "An argparse parser of `func`'s parameters with options spelled `--multi-word` (a bool `x=True` becomes `--no-x`)."
+    p = argparse.ArgumentParser(prog, description=description or func.__doc__, epilog=epilog, formatter_class=_Fmt)
+    for k, v in docments(func, full=True, returns=False, eval_str=True).items():
+        a = copy.copy(v.anno) if isinstance(v.anno, Param) else Param(v.docment, v.anno)
+        h = a.help; a.set_default(v.default)
+        kw = dict(a.kwargs, dest=k)
+        if a.action in ('store_true', 'store_false'): kw['help'] = f'do not {h[0].lower()}{h[1:]}' if a.negated else h
+        p.add_argument('--' + ('no-' if a.negated else '') + k.replace('_', '-'), **kw)
+    return p
+
+def dash_argv(argv:list, # command-line arguments
+              names, # the parameter names (`--batch_size` is rewritten only when `batch_size` is one)
+             ) -> list:
+    "Spell `--multi_word` options as `--multi-word`: the underscore spellings keep working without showing in `--help`."
+    def f(a):
+        if not a.startswith('--') or '_' not in a.partition('=')[0]: return a
+        k, eq, v = a[2:].partition('=')
+        return f"--{k.replace('_', '-')}{eq}{v}" if k in names or k.removeprefix('no_') in names else a
+    return [f(a) for a in argv]
+
 def undash(argv:list, names) -> list:
-    "Spell `--multi-word` options as `--multi_word` where that is a parameter name (fastcore's parser uses underscores)."
+    "The reverse of `dash_argv`, for fastcore's `anno_parser` (whose options keep the underscores): `--batch-size` -> `--batch_size`."
     def f(a):
         if not a.startswith('--'): return a
         k, eq, v = a[2:].partition('=')
         return f"--{k.replace('-', '_')}{eq}{v}" if k.replace('-', '_') in names else a
     return [f(a) for a in argv]
 
-def cam_cli():
-    "Entry point of the `wsol-cam` console script: `wsol_cam`'s options, with dashes (--batch-size) or underscores."
-    names = inspect.signature(wsol_cam).parameters
-    args = vars(anno_parser(wsol_cam, 'wsol-cam').parse_args(undash(sys.argv[1:], names)))
-    wsol_cam(**{k:v for k,v in args.items() if k in names})
+def parse_dashed(func, prog:str, argv:list|None=None, **kw) -> dict:
+    "Parse `argv` (default: `sys.argv[1:]`) with `dashed_parser(func, prog, **kw)`: the keyword arguments of `func`."
+    names = inspect.signature(func).parameters
+    return vars(dashed_parser(func, prog, **kw).parse_args(dash_argv(sys.argv[1:] if argv is None else argv, names)))
+
+_CAM_HELP = """Compute CAM / Grad-CAM / Grad-CAM++ score maps of a classifier for every image of a dataset split and write them
+to one .npz file (image id -> float32 map). Each image is resized whole (no crop) to SIZE x SIZE, so every map covers
+the whole image: `wsol-eval --maps` scores it under any protocol. Unreadable images are skipped and listed."""
+
+def cam_cli(argv:list|None=None): # arguments (default: sys.argv[1:])
+    "Entry point of the `wsol-cam` console script (options with dashes; the underscore spellings still work)."
+    wsol_cam(**parse_dashed(wsol_cam, 'wsol-cam', argv, description=_CAM_HELP,
+                            epilog='example: wsol-cam --data CUB_200_2011 --method gradcam --target top1 '
+                                   '--out maps.npz --predictions pred.json'))
+

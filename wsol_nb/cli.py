@@ -7,9 +7,10 @@ from __future__ import annotations
 import inspect, json as jsonlib, math, sys, time
 from pathlib import Path
 import numpy as np
-from fastcore.script import call_parse, anno_parser, Param
+from fastcore.script import Param
 from .data import load_dataset, load_mask, atomic_write
 from .metrics import evaluate_maps, evaluate_boxes
+from .cam import parse_dashed
 
 # %% auto #0
 __all__ = ['read_maps', 'read_boxes', 'read_predictions', 'wsol_eval', 'eval_cli']
@@ -79,25 +80,29 @@ def read_predictions(fn, # PRED.json: image id -> top-5 class indices (best firs
 def _table(r:dict) -> str:
     "A short text table of an evaluation result."
     rows = [f"{r['protocol']}: {r['n_images']} images ({r['n_skipped']} skipped: no GT box), {r['seconds']:.2f} s"]
+    if r.get('dropped_no_contour'): rows.append(f"  left out for want of a contour (--drop-no-contour): "
+                                                 f"{r['dropped_no_contour']}; metrics over {r['n_evaluated']} images")
     for k in ('MaxBoxAcc', 'MaxBoxAccV2', 'PxAP', 'GT-known', 'Top-1', 'Top-5'):
         if k in r: rows.append(f'  {k:<12}{r[k]:8.2f}')
+    miss = '' if r.get('dropped_no_contour') or r['protocol'] != 'spol' else ' (misses; --drop-no-contour leaves them out)'
     if 'best_thresholds_v2' in r:
         rows.append(f"  best threshold {r['best_threshold']:.3g} (V1); V2 at IoU 30/50/70: "
                     + '/'.join(f'{v:.3g}' for v in r['best_thresholds_v2'].values()))
     elif 'best_threshold' in r: rows.append(f"  best threshold {r['best_threshold']:.3g} ({r['threshold_rule']}), "
-                                            f"images without a contour: {r['n_no_contour']}")
-    if 'n_no_box' in r: rows.append(f"  images without a predicted box: {r['n_no_box']}")
+                                            f"images without a contour: {r['n_no_contour']}{miss}")
+    if 'n_no_box' in r: rows.append(f"  images without a predicted box: {r['n_no_box']}{miss}")
     return '\n'.join(rows)
 
-@call_parse
-def wsol_eval(data:Param("dataset root (wsoleval format: the images root)", str)=None,
+def wsol_eval(data:Param("dataset root (wsoleval format: the images root)", str, required=True)=None,
               format:Param("dataset format", str, choices=['auto', 'cub', 'imagenet', 'wsoleval'])='auto',
               metadata:Param("wsolevaluation metadata folder (format wsoleval)", str)=None,
               split:Param("split to evaluate", str)='test',
               maps:Param("MAPS.npz: image id -> (H,W) score map over the whole image", str)=None,
               boxes:Param("BOXES.json: image id -> list of xyxy boxes in original pixels", str)=None,
               predictions:Param("PRED.json: image id -> top-5 class indices", str)=None,
-              protocol:Param("evaluation protocol", str, choices=['wsoleval', 'psol', 'spol'])=None,
+              protocol:Param("evaluation protocol", str, choices=['wsoleval', 'psol', 'spol'], required=True)=None,
+              drop_no_contour:Param("spol only: leave images without a contour (no box) out of the mean, as SPOL's code "
+                                    "does (default: they count as misses)", bool)=False,
               interval:Param("threshold step of the score-map sweep", float)=0.01,
               json:Param("write the results to this JSON file", str)=None,
               quiet:Param("do not print the table", bool)=False):
@@ -106,6 +111,9 @@ def wsol_eval(data:Param("dataset root (wsoleval format: the images root)", str)
     if protocol is None: raise ValueError('--protocol is required: wsoleval, psol or spol')
     if (maps is None) == (boxes is None): raise ValueError('give exactly one of --maps and --boxes')
     if not 0 < interval < 1: raise ValueError(f'--interval must be in (0,1), got {interval}')
+    if drop_no_contour and protocol != 'spol':
+        raise ValueError(f"--drop-no-contour applies to --protocol spol only (SPOL's code skips images without a contour), "
+                         f"not to {protocol}")
     if format in ('auto', None) and metadata is not None: format = 'wsoleval'
     ds = load_dataset(data, format=format, split=split, metadata=metadata)
     recs = ds.records
@@ -118,18 +126,30 @@ def wsol_eval(data:Param("dataset root (wsoleval format: the images root)", str)
     if maps is not None:
         ms = read_maps(maps, ids)
         masks = [load_mask(r.mask_path) for r in recs] if protocol == 'wsoleval' and all(r.mask_path for r in recs) else None
-        res = evaluate_maps(ms, gt, sizes, labels, preds, protocol, interval, masks=masks, ids=ids)
-    else: res = evaluate_boxes(read_boxes(boxes, ids), gt, sizes, labels, preds, protocol, ids=ids)
+        res = evaluate_maps(ms, gt, sizes, labels, preds, protocol, interval, masks=masks, ids=ids,
+                            drop_no_contour=drop_no_contour)
+    else: res = evaluate_boxes(read_boxes(boxes, ids), gt, sizes, labels, preds, protocol, drop_no_contour, ids)
+    res['dropped_no_contour'] = res['n_no_contour' if maps is not None else 'n_no_box'] if drop_no_contour else 0
+    res['n_evaluated'] = res['n_images'] - res['dropped_no_contour']
     res['seconds_total'] = time.perf_counter() - t0
     res['config'] = dict(data=str(data), format=format, metadata=metadata, split=split, maps=maps, boxes=boxes,
-                         predictions=predictions, protocol=protocol, interval=interval)
+                         predictions=predictions, protocol=protocol, drop_no_contour=drop_no_contour,
+                         interval=interval)
     if json: atomic_write(json, jsonlib.dumps(res, indent=1))
     if not quiet: print(_table(res) + (f'\n  written to {json}' if json else ''))
     return res
 
-def eval_cli():
+_EVAL_HELP = """Score the localization of a dataset split: score maps (--maps MAPS.npz, e.g. from wsol-cam or wsol-predict)
+or boxes (--boxes BOXES.json, e.g. from wsol-predict) against the ground-truth boxes, under the wsolevaluation
+protocol (MaxBoxAcc, MaxBoxAccV2, PxAP with masks) or PSOL's / SPOL's (GT-known Loc, and Top-1/Top-5 Loc with
+--predictions PRED.json). Prints a short table; --json writes every number, the curves and the settings."""
+
+def eval_cli(argv:list|None=None): # arguments (default: sys.argv[1:])
     "Entry point of the `wsol-eval` console script: a one-line error and exit status 1 on bad input."
-    names = inspect.signature(wsol_eval).parameters
-    args = vars(anno_parser(wsol_eval, 'wsol-eval').parse_args(sys.argv[1:]))
-    try: wsol_eval(**{k: v for k, v in args.items() if k in names})
-    except (ValueError, FileNotFoundError, OSError) as e: sys.exit(f'wsol-eval: error: {e}')
+    a = parse_dashed(wsol_eval, 'wsol-eval', argv, description=_EVAL_HELP,
+                     epilog='example: wsol-eval --data CUB_200_2011 --maps maps.npz --protocol wsoleval --json out.json')
+    try: wsol_eval(**a)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        if argv is not None: raise
+        sys.exit(f'wsol-eval: error: {e}')
+

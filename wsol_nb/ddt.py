@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
-from fastcore.script import call_parse, anno_parser, Param
+from fastcore.script import Param
 from tqdm.auto import tqdm
 from .boxes import xyxy2nxywh
 from .extract import mask_boxes
 from .backbones import Backbone, get_backbone
 from .data import atomic_write, collate_skip, load_dataset
-from .cam import MapWriter, load_maps, undash
+from .cam import MapWriter, load_maps, parse_dashed
 
 # %% auto #0
 __all__ = ['STATS_RULES', 'MAP_RULES', 'SIGN_RULES', 'DEFAULT_TAPS', 'DDT_PRESETS', 'FORMAT', 'check_finite', 'TooFewDescriptors',
@@ -507,7 +507,6 @@ def load_pseudo_boxes(fn) -> tuple:
 # %% ../nbs/07_ddt.ipynb #130bc594
 def _device(d): return torch.device(('cuda' if torch.cuda.is_available() else 'cpu') if d == 'auto' else d)
 
-@call_parse
 def wsol_ddt(data:Param("dataset root", str, required=True)=None,
              out:Param("output folder (boxes.json, localization.txt, pca.npz, maps.npz, parts/)", str, required=True)=None,
              format:Param("dataset format", str, choices=['cub', 'imagenet', 'wsoleval'])='cub',
@@ -527,8 +526,8 @@ def wsol_ddt(data:Param("dataset root", str, required=True)=None,
              workers:Param("data loader worker processes", int)=0,
              amp:Param("bfloat16 autocast", bool)=False,
              channels_last:Param("NHWC memory format", bool)=False,
-             progress:Param("progress bar (--no-progress hides it)", bool)=True):
-    "Write DDT pseudo boxes (one PCA per class, or class-agnostic) for a dataset split; options take dashes or underscores."
+             progress:Param("show progress bars", bool)=True):
+    "Write DDT pseudo boxes (one PCA per class, or class-agnostic) for a dataset split."
     p = DDT_PRESETS[preset]
     bname = backbone or p.backbone
     tap = tap or (p.tap if bname == p.backbone else None)
@@ -545,8 +544,13 @@ def wsol_ddt(data:Param("dataset root", str, required=True)=None,
     print(msg)
     return meta
 
+_DDT_HELP = """PSOL's pseudo boxes: DDT co-localization (deep descriptor PCA, one per class or one over the whole split)
+on a dataset split, no training needed. Writes OUT/boxes.json (id -> xyxy box, the input of wsol-train psol),
+xyxy.json, localization.txt (PSOL's format), pca.npz and, with --save-maps, maps.npz. Finished classes are kept
+in OUT/parts, so a rerun resumes. --preset psol uses PSOL's settings (VGG16, 448 px); explicit options override it."""
+
 def ddt_cli(argv:list|None=None): # arguments (default: sys.argv[1:])
-    "Entry point of the `wsol-ddt` console script: `wsol_ddt`'s options, with dashes (--batch-size) or underscores."
-    names = inspect.signature(wsol_ddt).parameters
-    args = vars(anno_parser(wsol_ddt, 'wsol-ddt').parse_args(undash(sys.argv[1:] if argv is None else argv, names)))
-    wsol_ddt(**{k: v for k, v in args.items() if k in names})
+    "Entry point of the `wsol-ddt` console script (options with dashes; the underscore spellings still work)."
+    wsol_ddt(**parse_dashed(wsol_ddt, 'wsol-ddt', argv, description=_DDT_HELP,
+                            epilog='example: wsol-ddt --data CUB_200_2011 --split train --preset psol --out ddt_train'))
+

@@ -4,13 +4,13 @@
 
 # %% ../nbs/14a_train_cli.ipynb #2f062d29
 from __future__ import annotations
-import argparse, json, sys, tempfile, shutil
+import argparse, datetime, json, sys, tempfile, shutil
 from pathlib import Path
 import numpy as np, torch
 from .data import load_dataset, atomic_write
 
 # %% auto #0
-__all__ = ['train_parser', 'run_train', 'train_cli', 'run_kind', 'predict_parser', 'run_predict', 'predict_cli']
+__all__ = ['train_parser', 'main_first', 'run_train', 'train_cli', 'run_kind', 'predict_parser', 'run_predict', 'predict_cli']
 
 # %% ../nbs/14a_train_cli.ipynb #568194c6
 def _data_args(p:argparse.ArgumentParser, split:str):
@@ -37,6 +37,12 @@ def _run_args(p:argparse.ArgumentParser, preset:str, presets):
 def _weights(w): return None if str(w).lower() == 'none' else w
 
 # %% ../nbs/14a_train_cli.ipynb #1548074c
+def _size_arg(p:argparse.ArgumentParser):
+    "The input size of PSOL's networks (`size` of `train_psol` / `train_classifier`)."
+    p.add_argument('--size', type=int, default=None,
+                   help="side of the square training crop; images are first resized at the preset's ratio (e.g. 256 for 224) "
+                        "(default: the preset's; 299 for inception_v3 under a 224 preset)")
+
 def train_parser() -> argparse.ArgumentParser:
     "Parser of `wsol-train` with one sub-command per training step."
     from wsol_nb.psol import PRESETS as PP
@@ -50,11 +56,13 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument('--boxes', required=True, help="pseudo boxes: wsol-ddt's boxes.json (or its folder), or 'gt' (an upper bound)")
     p.add_argument('--variant', default='sep', choices=['sep', 'joint'], help='-Sep or -Joint model (default: sep)')
     p.add_argument('--lr', type=float, default=None, help="default: the preset's")
+    _size_arg(p)
     p = sub.add_parser('cls', help='a classifier on the class labels',
                        description='Fine-tune a backbone on the class labels (the classifier combined with every localizer '
                                    'for Top-1/Top-5 Loc).')
     _data_args(p, 'train'); _run_args(p, 'synthetic', PP)
     p.add_argument('--lr', type=float, default=None, help="default: the preset's")
+    _size_arg(p)
     p = sub.add_parser('spol-cam', help="SPOL's MFF-Net1 (CAM network)",
                        description='Train MFF-Net1 for classification with the auxiliary loss (SPOL Algorithm 1, step 2).')
     _data_args(p, 'train'); _run_args(p, 'synthetic', SP)
@@ -69,28 +77,61 @@ def train_parser() -> argparse.ArgumentParser:
     return ap
 
 # %% ../nbs/14a_train_cli.ipynb #4d9d7541
+def _backend(device) -> str:
+    "Process-group backend of a training device, as the trainer picks it."
+    from wsol_nb.train import default_device
+    return 'nccl' if (torch.device(device) if device else default_device()).type == 'cuda' else 'gloo'
+
+def main_first(f, # called without arguments, on rank 0 only
+               device=None, # the training device: picks the process group's backend as the trainer does
+               hours:float=48.): # how long the other ranks wait for rank 0
+    "Run `f()` on rank 0 only; under torchrun the other ranks wait for it (and fail if it failed); `f()`'s result or None."
+    import torch.distributed as dist
+    from wsol_nb.train import init_dist, is_main
+    if not init_dist(_backend(device)): return f()
+    # the wait gets its own gloo group: the default group's timeout (10 min NCCL, 30 min gloo) is shorter than ImageNet's masks
+    g = dist.new_group(backend='gloo', timeout=datetime.timedelta(hours=hours))
+    res, err = None, None
+    if is_main():
+        try: res = f()
+        except Exception as e: err = e
+    ok = torch.tensor([int(err is None)])
+    dist.broadcast(ok, 0, group=g)
+    if err is not None: raise err
+    if not ok.item(): raise RuntimeError('rank 0 failed (see its error): stopping')
+    return res
+
 def run_train(a:argparse.Namespace):
     "Run one parsed `wsol-train` command; returns what the library function returned."
     from wsol_nb.psol import train_psol, train_classifier
     from wsol_nb.spol import train_spol_cam, train_spol_seg, make_pseudo_masks, get_spol_preset
+    from wsol_nb.train import rank
     d = dict(format=a.format, metadata=a.metadata, split=a.split)
     t = dict(preset=a.preset, out=a.out, epochs=a.epochs, batch_size=a.batch_size, max_steps=a.max_steps, resume=a.resume,
              device=a.device, workers=a.workers, progress=not a.no_progress, weights=_weights(a.weights))
     bb = {} if a.backbone is None else dict(backbone=a.backbone)
-    if a.cmd == 'psol': return train_psol(a.data, boxes=a.boxes, variant=a.variant, lr=a.lr, **d, **t, **bb)
-    if a.cmd == 'cls': return train_classifier(a.data, lr=a.lr, **d, **t, **bb)
+    if a.cmd == 'psol': return train_psol(a.data, boxes=a.boxes, variant=a.variant, lr=a.lr, size=a.size, **d, **t, **bb)
+    if a.cmd == 'cls': return train_classifier(a.data, lr=a.lr, size=a.size, **d, **t, **bb)
     if a.cmd == 'spol-cam': return train_spol_cam(a.data, loss=a.loss, **d, **t, backbone=a.backbone)
     p = get_spol_preset(a.preset)
     masks = a.masks or str(Path(a.out)/'masks')
-    make_pseudo_masks(a.cam_model, a.data, a.gppl or p.gppl, masks, p.mask_size, device=a.device, workers=a.workers,
-                      progress=not a.no_progress, **d)
+    def make():
+        pm = make_pseudo_masks(a.cam_model, a.data, a.gppl or p.gppl, masks, p.mask_size, device=a.device, workers=a.workers,
+                               progress=not a.no_progress, **d)
+        print(f"wsol-train spol-seg: rank {rank()} {'reused' if pm.reused else 'made'} {len(pm)} pseudo masks in {masks}")
+    main_first(make, a.device)   # under torchrun: one writer, the other ranks wait
     return train_spol_seg(a.data, masks, **d, **t, backbone=a.backbone)
 
 def train_cli(argv:list|None=None): # arguments (default: sys.argv[1:])
     "Entry point of `wsol-train`."
-    a = train_parser().parse_args(argv)
-    run_train(a)
-    print(f"wsol-train {a.cmd}: done -> {a.out}")
+    from wsol_nb.train import is_main, close_dist
+    ap = train_parser(); a = ap.parse_args(argv)
+    try: run_train(a)
+    except (ValueError, FileNotFoundError) as e:   # bad input: one line, no traceback
+        if argv is not None: raise
+        ap.exit(1, f"wsol-train {a.cmd}: error: {e}\n")
+    if is_main(): print(f"wsol-train {a.cmd}: done -> {a.out}")
+    close_dist()
 
 # %% ../nbs/14a_train_cli.ipynb #cbe25b81
 def run_kind(run) -> str:
