@@ -14,7 +14,7 @@ from .backbones import Backbone, get_backbone, to_batch, IMAGENET_CLASSES
 
 # %% auto #0
 __all__ = ['METHODS', 'class_targets', 'cam_raw', 'gradcam_raw', 'gradcampp_raw', 'finish_maps', 'default_tap', 'compute_cams',
-           'MapWriter', 'load_maps', 'dataset_cams', 'wsol_cam', 'dashed_parser', 'dash_argv', 'undash', 'parse_dashed',
+           'MapWriter', 'load_maps', 'dataset_cams', 'wsol_cam', 'dashed_parser', 'dash_argv', 'parse_dashed',
            'cam_cli']
 
 # %% ../nbs/06_cam.ipynb #9d8b2ed1
@@ -226,14 +226,6 @@ def dash_argv(argv:list, # command-line arguments
         if not a.startswith('--') or '_' not in a.partition('=')[0]: return a
         k, eq, v = a[2:].partition('=')
         return f"--{k.replace('_', '-')}{eq}{v}" if k in names or k.removeprefix('no_') in names else a
-    return [f(a) for a in argv]
-
-def undash(argv:list, names) -> list:
-    "The reverse of `dash_argv`, for fastcore's `anno_parser` (whose options keep the underscores): `--batch-size` -> `--batch_size`."
-    def f(a):
-        if not a.startswith('--'): return a
-        k, eq, v = a[2:].partition('=')
-        return f"--{k.replace('-', '_')}{eq}{v}" if k.replace('-', '_') in names else a
     return [f(a) for a in argv]
 
 def parse_dashed(func, prog:str, argv:list|None=None, **kw) -> dict:
