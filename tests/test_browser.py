@@ -1,5 +1,5 @@
 """Real-browser test of the widgets: serve tests/browser_explorer.ipynb with voila on 127.0.0.1, drive it with headless
-Debian chromium through playwright, move the threshold slider, run a short training with the monitor.
+Debian chromium through playwright, move the threshold slider, run a short SPOL training with the monitor and stop it.
 Screenshots go to test-artifacts/ (gitignored)."""
 import os, re, secrets, shutil, signal, socket, subprocess, sys, time
 from pathlib import Path
@@ -107,19 +107,20 @@ def test_explorer_and_monitor_in_browser(chromium, voila, tmp_path):
             assert (iou0, box0) != (iou1, box1), (before, after)   # the readout follows the threshold
             page.screenshot(path=str(ART/'explorer_after.png'), full_page=True)
 
-            # the live monitor: start a short training, see its plot image update, stop it
-            plot0 = _src(page, 'img.wsol-monitor-plot')
+            # the live monitor (SPOL's MFF-Net1 via train_spol_cam): start, see its plot and sample grid update, stop it
+            plot0, grid0 = _src(page, 'img.wsol-monitor-plot'), _src(page, 'img.wsol-monitor-grid')
             page.click('button.wsol-start')
             _wait_change(page, 'img.wsol-monitor-plot', 'src', plot0, timeout=60_000)
             plot1 = _src(page, 'img.wsol-monitor-plot')
             _wait_change(page, 'img.wsol-monitor-plot', 'src', plot1, timeout=60_000)
             page.wait_for_selector('img.wsol-monitor-grid[src]', timeout=10_000)
+            assert _src(page, 'img.wsol-monitor-grid') != grid0       # the samples' CAMs and boxes were redrawn
             page.screenshot(path=str(ART/'monitor_running.png'), full_page=True)
             page.click('button.wsol-stop')
             page.wait_for_function("() => /stopped at step \\d+/.test(document.querySelector('.wsol-status').innerText)",
                                    timeout=60_000)
             status = _text(page, '.wsol-status')
-            assert 'checkpoint' in status, status
+            assert 'checkpoint' in status and 'ckpt.pt' in status, status   # the trainer inside the function wrote its checkpoint
             page.screenshot(path=str(ART/'monitor_stopped.png'), full_page=True)
             assert not [e for e in errors if 'widget' in e.lower()], errors
         finally: ctx.close()

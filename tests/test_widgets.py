@@ -215,3 +215,112 @@ def test_initial_rule_percentile(ds):
     s = ex.state
     assert (s['rule'], s['threshold'], s['box_rule'], ex.w_value.max) == ('percentile', 90, 'contour', 100)
     np.testing.assert_allclose(np_boxes(s['boxes']), boxes_for(ex.current_map(), 'percentile', 90, 'contour'))
+
+def test_monitor_stop_reaches_trainer_of_fit_function(ds, tmp_path):
+    "Stop on a fit function that builds a Trainer: the trainer finishes its step, writes its checkpoint and returns."
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    data = [(torch.rand(2, 3, 16, 16), torch.randint(0, 2, (2,))) for _ in range(4)]
+    def slow_ce(m, b): time.sleep(0.01); return F.cross_entropy(m(b[0]), b[1])
+    def fit(cbs): return Trainer(net, data, step=slow_ce, max_steps=10_000, epochs=None, progress=False, ckpt=tmp_path/'f.pt', cbs=cbs).fit()
+    mon = TrainingMonitor(fit, samples=ds, predict=lambda t, x: torch.rand(len(x), 7, 7), every=2, n=2, size=48)
+    mon.start()
+    _wait(lambda: mon.state['step'] >= 3)
+    mon.w_stop.click(); assert mon.wait(30)
+    s = mon.state
+    assert s['error'] is None and s['status'].startswith('stopped') and 'checkpoint' in s['status'], s['status']
+    assert mon.tr.stopped and 3 <= mon.tr.step == s['step'] < 10_000 and (tmp_path/'f.pt').exists()
+    assert torch.load(tmp_path/'f.pt', weights_only=True)['step'] == mon.tr.step          # the final checkpoint, written at the stop
+    assert isinstance(mon.result, list) and len(mon.result) == mon.tr.step                # what fit returned (the history)
+
+def test_monitor_stop_before_trainer_exists(ds, tmp_path):
+    "Stop pressed while the fit function is still preparing: its trainer stops before the first step, checkpoint written."
+    go = threading.Event()
+    def fit(cbs):
+        go.wait(10)
+        return Trainer(nn.Linear(2, 2), [torch.rand(2, 2)], loss_func=lambda o, b: o.sum(), epochs=100, progress=False,
+                       ckpt=tmp_path/'g.pt', cbs=cbs).fit()
+    mon = TrainingMonitor(fit, predict=lambda t, x: torch.rand(len(x), 7, 7))
+    mon.start(); mon.stop(); go.set(); assert mon.wait(30)
+    assert mon.tr.stopped and mon.tr.step == 0 and (tmp_path/'g.pt').exists() and mon.state['status'].startswith('stopped at step 0')
+
+@pytest.fixture(scope='module')
+def spol_runs(tmp_path_factory):
+    "MFF-Net1 watched and stopped after 2 steps, its pseudo masks, MFF-Net2 watched for 3 steps (8 images of 64 px)."
+    from wsol_nb.spol import train_spol_cam, make_pseudo_masks, train_spol_seg
+    tmp = tmp_path_factory.mktemp('spol')
+    root = make_synthetic(tmp/'syn', n_classes=2, n_train=4, n_test=2, size=64)
+    sds = load_dataset(root, 'cub', split='test')
+    kw = dict(preset='synthetic', resize=64, crop=56, progress=False)
+    m1 = TrainingMonitor(lambda cbs: train_spol_cam(root, out=tmp/'cam', max_steps=50, cbs=cbs, **kw), samples=sds, every=1,
+                         n=4, input_size=64, size=64)
+    g0 = m1.w_grid.value
+    m1.start(); _wait(lambda: m1.state['step'] >= 2); m1.stop(); assert m1.wait(120)
+    pm = make_pseudo_masks(m1.result, root, out=tmp/'masks', size=64, progress=False)
+    m2 = TrainingMonitor(lambda cbs: train_spol_seg(root, pm, out=tmp/'seg', max_steps=3, cbs=cbs, **kw), samples=sds,
+                         every=1, n=4, input_size=64, size=64)   # default predict: chosen for MFF-Net2
+    m2.start(); assert m2.wait(120)
+    return dict(tmp=tmp, m1=m1, m2=m2, g0=g0, ds=sds)
+
+def test_monitor_spol_cam(spol_runs):
+    from wsol_nb.spol import gt_cams
+    from wsol_nb.extract import normalize_maps
+    m1, tmp = spol_runs['m1'], spol_runs['tmp']
+    s = m1.state
+    assert s['error'] is None and s['status'].startswith('stopped') and 'checkpoint' in s['status'], s['status']
+    assert 2 <= s['step'] < 50 and m1.tr.stopped and (tmp/'cam'/'ckpt.pt').exists()
+    assert s['n_updates'] == s['step'] + 1 and s['iou_steps'] == s['steps'] + [s['step']]   # every step, and once at the end
+    assert m1.w_grid.value != spol_runs['g0'] and len(s['ious']) == len(s['iou_steps'])
+    x = torch.from_numpy(m1.images).permute(0, 3, 1, 2).float()/255
+    maps, boxes = m1.predict_samples()
+    np.testing.assert_allclose(maps, normalize_maps(gt_cams(m1.result, x, m1.labels)).numpy(), atol=1e-4)   # GT-class CAM
+    assert len(boxes) == 4 and all(b.shape[-1] == 4 for b in boxes)
+
+def test_monitor_spol_seg(spol_runs):
+    from wsol_nb.spol import fg_probs
+    m2, tmp = spol_runs['m2'], spol_runs['tmp']
+    s = m2.state
+    assert s['status'].startswith('finished at step 3') and 'checkpoint' in s['status'] and (tmp/'seg'/'ckpt.pt').exists()
+    assert s['steps'] == [1, 2, 3] and s['iou_steps'] == [1, 2, 3, 3] and not m2.tr.stopped
+    x = torch.from_numpy(m2.images).permute(0, 3, 1, 2).float()/255
+    maps, boxes = m2.predict_samples()
+    p = fg_probs(m2.result, x).numpy()
+    np.testing.assert_allclose(maps, p, atol=1e-5)                     # probabilities as they are, not min-max rescaled
+    thr = m2.result.spol_config['threshold']                           # after the run the model carries its preset's threshold
+    from wsol_nb.extract import mask_boxes
+    for m, b in zip(p, boxes): np.testing.assert_allclose(b, mask_boxes(torch.from_numpy(m[None] > thr), 'contour')[0].numpy())
+    g = from_png(m2.w_grid.value)
+    assert g.shape == (64+4, 4*(64+2)+2, 3) and g.std() > 10
+
+def test_psol_box_provider_uses_training_size(ds):
+    from wsol_nb.psol import build_psol, psol_protocol
+    torch.manual_seed(0)
+    m = build_psol('efficientnet_lite0', None)
+    m.config = dict(size=96)                                            # as load_psol sets it from the run's config.json
+    seen = []; h = m.register_forward_pre_hook(lambda mod, a: seen.append(tuple(a[0].shape[-2:])))
+    c = MapCache(ds, providers={'PSOL box': psol_box_provider(m)})
+    b = c.maps('PSOL box'); h.remove()
+    assert set(seen) == {(96, 96)} and len(b) == 8 and all(x.shape == (1, 4) and (x >= 0).all() and (x <= 224).all() for x in b)
+    del m.config; m.protocol = psol_protocol(128)                      # a model fresh from train_psol carries its protocol
+    seen.clear(); h = m.register_forward_pre_hook(lambda mod, a: seen.append(tuple(a[0].shape[-2:])))
+    MapCache(ds, providers={'PSOL box': psol_box_provider(m)}).maps('PSOL box'); h.remove()
+    assert set(seen) == {(128, 128)}
+
+def test_register_provider_reaches_open_explorers(ds):
+    ex = CamExplorer(ds, method='CAM')                                 # built on PROVIDERS
+    own = CamExplorer(ds, providers=PROV)
+    try:
+        register_provider('later', oracle)
+        assert 'later' in [v for _, v in ex.w_method.options] and 'later' not in own.providers
+        ex.w_method.value = 'later'
+        assert ex.state['method'] == 'later' and ex.state['iou'] > 0.5
+        ex.w_protocol.value = 'psol'                                    # a second cache picks up later changes too
+        i0, m0 = ex.state['iou'], ex.current_map()
+        register_provider('later', shifted)                             # replaced while shown: maps recomputed, redrawn
+        assert ex.state['method'] == 'later' and ex.state['iou'] < i0 - 0.1 and np.abs(ex.current_map() - m0).max() > 0.2
+        new = shifted(ex.cache)[ex.index]; new = (new - new.min())/(new.max() - new.min())
+        np.testing.assert_allclose(ex.current_map(), new, atol=2e-3)    # the new provider's map is shown
+        assert all(c.providers['later'] is shifted for c in ex.caches.values())
+        register_provider('later', None)
+        assert ex.state['method'] == 'CAM' and ('later (unavailable)', 'later') in ex.w_method.options
+    finally: PROVIDERS.pop('later', None); ex.wait(60); own.wait(60)

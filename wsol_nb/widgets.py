@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_widgets.ipynb #11d6f362
 from __future__ import annotations
-import atexit, threading, time, warnings, weakref
+import atexit, inspect, threading, time, warnings, weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 import numpy as np, torch, cv2
@@ -28,9 +28,9 @@ __all__ = ['GT_COLOR', 'PRED_COLOR', 'RULE_RANGES', 'PROVIDERS', 'BOX_RULE_NAMES
            'render', 'to_png', 'from_png', 'get_protocol', 'boxes_for', 'flat_boxes', 'best_ious', 'best_iou',
            'rule_values', 'small_maps', 'component_box', 'scan_boxes', 'scan_ious', 'gt_known', 'dataset_curves',
            'boxacc_curves', 'Plot', 'plot_curves', 'image_order', 'frame_image', 'MapCache', 'cam_provider',
-           'gppl_provider', 'ddt_provider', 'mff_cam_provider', 'spol_mask_provider', 'psol_box_provider',
-           'register_provider', 'one_thread', 'CamExplorer', 'StopFit', 'tile', 'sample_grid', 'cam_predict',
-           'TrainingMonitor']
+           'gppl_provider', 'ddt_provider', 'mff_cam_provider', 'spol_mask_provider', 'model_input_size', 'psol_boxes',
+           'psol_box_provider', 'register_provider', 'one_thread', 'CamExplorer', 'tile', 'sample_grid', 'cam_predict',
+           'mff_cam_predict', 'seg_predict', 'psol_predict', 'predict_for', 'StopFit', 'TrainingMonitor']
 
 # %% ../nbs/13_widgets.ipynb #ec93f15d
 GT_COLOR, PRED_COLOR = (230, 30, 30), (40, 230, 40)  # RGB
@@ -435,27 +435,45 @@ def spol_mask_provider(model):
     f.normalize = False
     return f
 
-def psol_box_provider(model):
-    "A box provider for a trained PSOL model (`wsol_nb.psol`, or its run folder): its one box per image, in the cache's frame."
+def model_input_size(m)->int|None:
+    "Side of the square input `m` was trained at: its run config's `size` (`wsol_nb.psol` runs), else its protocol's crop; None if unknown."
+    cfg = getattr(m, 'config', None)
+    if isinstance(cfg, dict) and cfg.get('size'): return int(cfg['size'])
+    crop = getattr(getattr(m, 'protocol', None), 'crop', None)
+    return int(crop) if crop else None
+
+def psol_boxes(m, # a PSOL model: images in [0,1] -> normalised xywh (or (boxes, logits))
+               x:torch.Tensor, # images (n,3,H,W) in [0,1], on the model's device
+               size:int|None=None)->torch.Tensor: # input side; None: `model_input_size(m)` (no resize when unknown)
+    "PSOL boxes (n,4) `xyxy` in `x`'s frame: `x` resized to the side the model was trained at, its normalised boxes mapped back."
+    S, (h, w) = size or model_input_size(m), x.shape[-2:]
+    if S and (h, w) != (S, S): x = F.interpolate(x, size=(S, S), mode='bilinear', align_corners=False, antialias=True)
+    with torch.no_grad(): o = m(x)
+    nb = (o[0] if isinstance(o, tuple) else o).float()
+    return clip_boxes(nxywh2xyxy(nb, w, h), w, h)
+
+def psol_box_provider(model, # a trained PSOL model (`wsol_nb.psol`) or its run folder
+                      size:int|None=None): # input side; None: the side it was trained at (`model_input_size`)
+    "A box provider for a PSOL model: its one box per image (`psol_boxes`), in the cache's frame."
     from wsol_nb.psol import load_psol
     m = load_psol(model) if isinstance(model, (str, Path)) else model.eval()
     def f(c):
-        dev, (w, h), out = next(m.parameters()).device, c.frame, []
-        with torch.no_grad():
-            for s in range(0, len(c), c.bs):
-                o = m(c.x(np.arange(s, min(s+c.bs, len(c)))).to(dev))
-                nb = (o[0] if isinstance(o, tuple) else o).float().cpu()
-                out += [b[None] for b in clip_boxes(nxywh2xyxy(nb, w, h), w, h).numpy()]
+        dev, out = next(m.parameters()).device, []
+        for s in range(0, len(c), c.bs):
+            out += [b[None] for b in psol_boxes(m, c.x(np.arange(s, min(s+c.bs, len(c)))).to(dev), size).cpu().numpy()]
         return out
+    f.size = size or model_input_size(m)
     return f
 
 PROVIDERS = {'CAM': cam_provider('cam'), 'Grad-CAM': cam_provider('gradcam'), 'Grad-CAM++': cam_provider('gradcam++'),
              'DDT': ddt_provider, 'GPPL-CAM': gppl_provider, 'MFF-Net CAM': None, 'SPOL mask': None, 'PSOL box': None}
+_EXPLORERS = weakref.WeakSet()  # explorers built on `PROVIDERS`: they follow `register_provider`
 
 def register_provider(name:str, # method name shown in the explorer
                       f=None): # provider(cache, **opts) -> maps (N,h,w) or list of boxes; None: reserve the name
-    "Register (or replace) a map/box provider for the explorer."
+    "Register (or replace) a map/box provider; explorers built on `PROVIDERS`, those already shown included, list it at once."
     PROVIDERS[name] = f
+    for ex in list(_EXPLORERS): ex.set_provider(name, f)
     return f
 
 # %% ../nbs/13_widgets.ipynb #bde09a11
@@ -492,13 +510,13 @@ class CamExplorer:
         self._busy, self.n_draws, self.n_curves, self.message = False, 0, 0, ''
         self._build(method, protocol, rule, value, box_rule, alpha, zoom)
         self._set_method(method, first=True)
+        if providers is None: _EXPLORERS.add(self)
 
     # -- controls ------------------------------------------------------------------------------------------------------
     def _build(self, method, protocol, rule, value, box_rule, alpha, zoom):
         c = self.cache_for(protocol)
         lay = W.Layout(width='260px'); st = {'description_width': '70px'}
-        opts = [(k if f is not None else f"{k} (unavailable)", k) for k, f in self.providers.items()]
-        self.w_method = W.Dropdown(options=opts, value=method, description='method', layout=lay, style=st)
+        self.w_method = W.Dropdown(options=self._method_options(), value=method, description='method', layout=lay, style=st)
         self.w_protocol = W.Dropdown(options=list(PROTOCOLS), value=c.p.name, description='protocol', layout=lay, style=st)
         self.w_class = W.Dropdown(options=[('all classes', -1)] + [(n, i) for i, n in enumerate(c.classes)], value=-1,
                                   description='class', layout=lay, style=st)
@@ -539,6 +557,26 @@ class CamExplorer:
         for w_ in (self.w_lo, self.w_hi): w_.observe(obs(self._on_gppl), 'value')
 
     def _repr_mimebundle_(self, **kw): return self.widget._repr_mimebundle_(**kw)
+
+    def _method_options(self): return [(k if f is not None else f"{k} (unavailable)", k) for k, f in self.providers.items()]
+
+    def set_provider(self, name:str, # method name
+                     f=None): # provider, or None: listed but unavailable
+        "Add or replace method `name` (its cached maps are dropped) and update the method list; `register_provider` calls it."
+        self.wait()  # no BoxAcc curve of the old provider may land after the drop
+        self.providers[name] = f
+        for c in self.caches.values():
+            c.providers[name] = f
+            for d in (c._maps, c._small, c._boxacc):
+                for k in [k for k in d if k[0] == name]: del d[k]
+        self._busy = True
+        try: self.w_method.options, self.w_method.value = self._method_options(), self.method
+        finally: self._busy = False
+        if name != self.method: return
+        if f is not None: return self._set_method(name)
+        other = next((k for k, g in self.providers.items() if g is not None), None)
+        if other is None: return self._say(f"{name} is no longer available and no other method is", True)
+        self.w_method.value = other
 
     # -- data ----------------------------------------------------------------------------------------------------------
     def cache_for(self, protocol)->MapCache:
@@ -769,9 +807,6 @@ class CamExplorer:
                     n_curves=self.n_curves, message=self.message, opts=self.opts)
 
 # %% ../nbs/13_widgets.ipynb #5ab28c40
-class StopFit(Exception):
-    "Raised by the monitor's callback to end a plain fit function at a step boundary."
-
 def tile(ims:list, # RGB images of one size
          ncols:int=4, pad:int=2, fill:int=255)->np.ndarray:
     "Tile images into a grid, row-major."
@@ -795,9 +830,59 @@ def sample_grid(images:np.ndarray, # RGB uint8 (n,S,S,3)
                           np_boxes(gts[k])*sc, alpha, thick=1))
     return tile(out, ncols)
 
-def cam_predict(tr, x:torch.Tensor):
-    "Default `predict` for a trainer whose model is a `Backbone`: its CAM for the top-1 class."
-    return compute_cams(tr.model, x)[0]
+def _model(tr): return getattr(tr, 'model', tr)
+
+def cam_predict(tr, # a trainer whose `model` is a `Backbone` classifier (or the model)
+                x:torch.Tensor, # samples (n,3,S,S) in [0,1]
+                labels=None): # not used: the classifier's head may not know the samples' classes
+    "`predict` for a `Backbone` classifier: its CAM (`wsol_nb.cam.compute_cams`) of the top-1 class."
+    return compute_cams(_model(tr), x)[0]
+
+def mff_cam_predict(tr, # a trainer whose `model` is MFF-Net1 (class head), or the model
+                    x:torch.Tensor, # samples (n,3,S,S) in [0,1]
+                    labels=None): # their GT classes (n,); None: the top-1 class
+    "`predict` for MFF-Net1: the CAM of its fused features for each sample's GT class, the map SPOL makes its pseudo masks from (`wsol_nb.spol.gt_cams`)."
+    from wsol_nb.spol import gt_cams
+    m = _model(tr)
+    return gt_cams(m, x, labels) if labels is not None else m.cam(x)[1]
+
+def seg_predict(threshold:float|None=None): # SPOL's mask threshold; None: the model's run config, else 0.2 (spol_official_cub)
+    "`predict` for MFF-Net2: foreground probabilities, shown as they are, and the box of the largest contour of `probs > threshold` (SPOL's test rule)."
+    def f(tr, x, labels=None):
+        from wsol_nb.spol import fg_probs
+        m = _model(tr)
+        t = threshold if threshold is not None else getattr(m, 'spol_config', {}).get('threshold', 0.2)
+        p = fg_probs(m, x)
+        return p, mask_boxes(p > t, 'contour')
+    f.normalize, f.threshold = False, threshold
+    return f
+
+def psol_predict(tr, # a trainer whose `model` is a PSOL regressor, or the model
+                 x:torch.Tensor, labels=None):
+    "`predict` for PSOL: no map, its one box per sample (`psol_boxes`: the samples resized to the side it trains at)."
+    return None, [b[None] for b in psol_boxes(_model(tr), x)]
+
+def predict_for(model)->callable:
+    "The monitor's default `predict` for `model`: MFF-Net1 `mff_cam_predict`, MFF-Net2 `seg_predict()`, PSOL `psol_predict`, else `cam_predict`."
+    from wsol_nb.mff import MFFNet
+    from wsol_nb.psol import PSOLNet
+    if isinstance(model, MFFNet): return mff_cam_predict if model.kind == 'cls' else seg_predict()
+    if isinstance(model, PSOLNet): return psol_predict
+    return cam_predict
+
+# %% ../nbs/13_widgets.ipynb #8b25154e
+class StopFit(Exception):
+    "Raised by the monitor's callback to end a fit function that calls the callbacks without a trainer to `stop()`."
+
+def _takes_labels(f):
+    "Whether `predict` function `f` accepts the samples' `labels`."
+    try: ps = inspect.signature(f).parameters
+    except (TypeError, ValueError): return False
+    return 'labels' in ps or any(p.kind == p.VAR_KEYWORD for p in ps.values())
+
+def _device(model):
+    p = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
+    return p.device if p is not None else torch.device('cpu')
 
 _LIVE = weakref.WeakSet()
 
@@ -808,23 +893,25 @@ def _stop_monitors():
         if m.running: m.stop(); m.wait(30)
 
 class _MonitorCb(Callback):
+    "The monitor's hooks: learn which trainer runs (to stop it) and record every step."
     def __init__(self, mon): self.mon = mon
+    def before_fit(self, tr): self.mon._attach(tr)
     def after_step(self, tr, step, loss, batch): self.mon._after_step(tr, step, loss)
 
 class TrainingMonitor:
     "Run training in a background thread and watch it: loss curve and a grid of samples with their current maps and boxes."
     def __init__(self, trainer, # a `wsol_nb.train.Trainer` (anything with `cbs`, `fit()`, `stop()`), or a function fit(cbs)
-                 samples=None, # sample images: a dataset (first `n` items), a list of items dict(image, boxes), or images (n,3,H,W)
-                 predict=None, # predict(trainer, x float (n,3,S,S) in [0,1]) -> maps (n,h,w) or (maps, box list); default `cam_predict`
+                 samples=None, # sample images: a dataset (first `n` items), a list of items dict(image, boxes, label), or images (n,3,H,W)
+                 predict=None, # predict(trainer, x (n,3,S,S) in [0,1][, labels]) -> maps (n,h,w) or (maps or None, box list); None: `predict_for(model)`
                  every:int=10, # refresh the plots every `every` steps
                  n:int=8, ncols:int=4, size:int=112, # samples shown, grid columns, tile side (px)
                  input_size:int=224, # side the samples are resized to for `predict`
                  rule:str='max_frac', value:float=0.2, box_rule:str='component'): # map -> box rules
-        self.trainer, self.predict, self.every, self.n, self.ncols, self.size = trainer, predict or cam_predict, every, n, ncols, size
+        self.trainer, self.predict, self.every, self.n, self.ncols, self.size = trainer, predict, every, n, ncols, size
         self.rule, self.value, self.box_rule, self.input_size = rule, value, box_rule, input_size
-        self.images, self.gts = self._samples(samples)
+        self.images, self.gts, self.labels = self._samples(samples)
         self.steps, self.losses, self.isteps, self.ious = [], [], [], []
-        self.n_updates, self.running, self.error, self.thread, self.tr = 0, False, None, None, None
+        self.n_updates, self.running, self.error, self.thread, self.tr, self.result = 0, False, None, None, None, None
         self._stop, self._lock = threading.Event(), threading.Lock()
         self.w_start, self.w_stop = W.Button(description='Start', icon='play'), W.Button(description='Stop', icon='stop', disabled=True)
         self.w_status, self.w_plot, self.w_grid = W.HTML('not started'), W.Image(format='png'), W.Image(format='png')
@@ -834,30 +921,32 @@ class TrainingMonitor:
         self.widget = W.VBox([W.HBox([self.w_start, self.w_stop, self.w_status]),
                               W.HBox([self.w_plot, self.w_grid], layout=W.Layout(align_items='flex-start'))])
         self.widget.add_class('wsol-monitor')
-        self._draw_plot()
+        self._status('not started'); self._draw_plot()
         if len(self.images): self.w_grid.value = to_png(sample_grid(self.images, None, [None]*len(self.images), self.gts, size, ncols))
 
     def _repr_mimebundle_(self, **kw): return self.widget._repr_mimebundle_(**kw)
 
     def _samples(self, s):
-        "Sample images (n,S,S,3) uint8 in the predict frame and their GT boxes in it."
-        if s is None: return np.zeros((0, self.input_size, self.input_size, 3), np.uint8), []
+        "Sample images (n,S,S,3) uint8 in the predict frame, their GT boxes in it and their labels (None unless all have one)."
+        S = self.input_size
+        if s is None: return np.zeros((0, S, S, 3), np.uint8), [], None
         if isinstance(s, torch.Tensor) or isinstance(s, np.ndarray): s = [dict(image=x, boxes=None) for x in s[:self.n]]
-        items = [s[i] for i in range(min(self.n, len(s)))]
-        ims, gts, S = [], [], self.input_size
+        items = [it for it in (s[i] for i in range(min(self.n, len(s)))) if it is not None]
+        ims, gts = [], []
         for it in items:
-            if it is None: continue
             im = as_rgb(it['image']); h, w = im.shape[:2]
             ims.append(cv2.resize(im, (S, S), interpolation=cv2.INTER_AREA if S*S < w*h else cv2.INTER_LINEAR))
             gts.append(np_boxes(it.get('boxes'))*np.array([S/w, S/h]*2, np.float32))
-        return (np.stack(ims) if ims else np.zeros((0, S, S, 3), np.uint8)), gts
+        ls = [it.get('label') for it in items]
+        labels = torch.tensor([int(l) for l in ls]) if ls and all(l is not None for l in ls) else None
+        return (np.stack(ims) if ims else np.zeros((0, S, S, 3), np.uint8)), gts, labels
 
     # -- running -------------------------------------------------------------------------------------------------------
     def start(self):
         "Start training in a background thread (no-op while running)."
         if self.running: return
-        self._stop.clear(); self.error, self.running = None, True
-        if not callable(self.trainer) or hasattr(self.trainer, 'fit'):
+        self._stop.clear(); self.error, self.result, self.running = None, None, True
+        if hasattr(self.trainer, 'fit'):
             cbs = self.trainer.cbs
             if not any(isinstance(c, _MonitorCb) and c.mon is self for c in cbs): cbs.append(_MonitorCb(self))
         self.w_start.disabled, self.w_stop.disabled = True, False
@@ -867,9 +956,7 @@ class TrainingMonitor:
         return self
 
     def _run(self):
-        try:
-            if hasattr(self.trainer, 'fit'): self.trainer.fit()
-            else: self.trainer([_MonitorCb(self)])
+        try: self.result = self.trainer.fit() if hasattr(self.trainer, 'fit') else self.trainer([_MonitorCb(self)])
         except StopFit: pass
         except BaseException as e: self.error = e
         finally:
@@ -880,17 +967,19 @@ class TrainingMonitor:
             self._status(self._end_text())
 
     def _end_text(self):
-        tr, last = self.trainer, (self.steps[-1] if self.steps else 0)
+        tr, last = self.tr or self.trainer, (self.steps[-1] if self.steps else 0)
         if self.error is not None: return f"error at step {last}: {type(self.error).__name__}: {self.error}"
         ck = getattr(tr, 'ckpt', None)
         ck = f"; checkpoint {ck}" if ck is not None and Path(ck).exists() else ''
         stopped = self._stop.is_set() or getattr(tr, 'stopped', False)
         return f"{'stopped' if stopped else 'finished'} at step {last}{ck}"
 
+    def _trainers(self): return [t for t in {id(t): t for t in (self.trainer, self.tr)}.values() if hasattr(t, 'stop')]
+
     def stop(self):
-        "Ask the run to stop at the next step boundary (the trainer's `stop()`; checkpoints are kept)."
+        "Ask the run to stop at the next step boundary: the running trainer's `stop()`, so that it writes its checkpoint and returns."
         self._stop.set()
-        if hasattr(self.trainer, 'stop'): self.trainer.stop()
+        for t in self._trainers(): t.stop()
         if self.running: self._status('stopping ...')
 
     def wait(self, timeout:float|None=None)->bool:
@@ -898,29 +987,47 @@ class TrainingMonitor:
         if self.thread is not None: self.thread.join(timeout)
         return self.thread is None or not self.thread.is_alive()
 
-    def _after_step(self, tr, step, loss):
+    def _attach(self, tr):
+        "Remember the trainer that runs (a fit function may run several in turn); a Stop pressed before it started reaches it."
+        if tr is None: return
         self.tr = tr
+        if self._stop.is_set() and hasattr(tr, 'stop'): tr.stop()
+
+    def _after_step(self, tr, step, loss):
+        if tr is not None and tr is not self.tr: self._attach(tr)
         with self._lock: self.steps.append(int(step)); self.losses.append(float(loss))
         if self.every and step % self.every == 0: self.refresh()
-        if self._stop.is_set() and not hasattr(self.trainer, 'stop'): raise StopFit()
+        if self._stop.is_set():
+            if hasattr(tr, 'stop'): tr.stop()   # the trainer ends the step, writes its checkpoint and returns
+            else: raise StopFit()              # no trainer: leave the fit function
 
     # -- drawing -------------------------------------------------------------------------------------------------------
     def _status(self, msg): self.status = msg; self.w_status.value = _esc(msg)
 
     def predict_samples(self)->tuple:
-        "Maps and boxes of the sample images under the model as it is now."
+        "Maps (n,S,S) or None, and boxes of the sample images under the model as it is now."
         if not len(self.images): return None, []
-        x = torch.from_numpy(self.images).permute(0, 3, 1, 2).float()/255
-        model = getattr(self.tr or self.trainer, 'model', None)
+        tr = self.tr or self.trainer
+        model = getattr(tr, 'model', None)
+        f = self.predict or predict_for(model)
+        S, dev = self.input_size, _device(model)
+        x = (torch.from_numpy(self.images).permute(0, 3, 1, 2).float()/255).to(dev)
+        kw = dict(labels=self.labels.to(dev)) if self.labels is not None and _takes_labels(f) else {}
         was = getattr(model, 'training', None)
         try:
             if model is not None: model.eval()
-            r = self.predict(self.tr or self.trainer, x)
+            r = f(tr, x, **kw)
         finally:
             if model is not None and was: model.train()
         maps, boxes = r if isinstance(r, tuple) else (r, None)
-        maps = normalize_maps(torch.as_tensor(maps).detach().float().cpu(), nan='zero').numpy()
-        if boxes is None: boxes = [boxes_for(m, self.rule, self.value, self.box_rule) for m in maps]
+        if maps is not None:
+            m = torch.as_tensor(maps).detach().float().cpu()
+            if m.ndim == 4 and m.shape[1] == 1: m = m[:, 0]
+            if m.shape[-2:] != (S, S): m = F.interpolate(m[:, None], size=(S, S), mode='bilinear', align_corners=False)[:, 0]
+            maps = (normalize_maps(m, nan='zero') if getattr(f, 'normalize', True) else torch.nan_to_num(m, 0., 0., 0.).clamp(0, 1)).numpy()
+        if boxes is None:
+            if maps is None: raise ValueError("predict returned neither maps nor boxes")
+            boxes = [boxes_for(m, self.rule, self.value, self.box_rule) for m in maps]
         return maps, [np_boxes(b) for b in boxes]
 
     def _draw_plot(self):
