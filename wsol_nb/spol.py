@@ -157,6 +157,7 @@ def _fit(model, ds, step, params, p:SPOLPreset, epochs, bs, out, kind, info, res
                epochs=epochs, batch_size=bs, max_steps=max_steps, seed=seed, **info, **(extra or {}),
                source=p.source, status='running', device=str(tr.device))
     if is_main(): _write_json(out/'config.json', cfg)
+    model.spol_config = cfg                            # callbacks (the live monitor) read the preset's threshold
     t0, c0 = time.time(), time.process_time()
     tr.fit()
     h = tr.history
