@@ -21,12 +21,13 @@ Then (CPU) an interleaved run: `train_psol` with one bare step after each of its
 breakdown: the data pipeline alone in one process (decode, crop+flip, collate) and the Trainer's per-step machinery
 (a model that costs nothing, in the Trainer and in a bare loop), giving the ratio the parts predict.
 The GPU settings follow the Trainer's defaults (bf16 autocast and channels-last on CUDA), applied to all loops.
-`--malloc-tune` is a candidate fix, not in the library (see benchmarks/README.md).
+glibc's allocator is tuned at the start (`wsol_nb.train.tune_malloc`, what the Trainer does on a CPU);
+`--no-malloc-tune` keeps glibc's defaults for the whole run (see benchmarks/README.md).
 
 CPU (default): .venv/bin/python benchmarks/bench_train.py [--steps 26] [--repeats 3] [--workers 0] [--threads 2]
 GPU: python benchmarks/bench_train.py --device cuda [--workers 8] [--batch-size 64 --size 224 --steps 100]
 """
-import argparse, ctypes, math, os, platform, resource, statistics, tempfile, time
+import argparse, math, os, platform, resource, statistics, tempfile, time
 from functools import partial
 import torch, torch.nn as nn
 from torch.utils.data import DataLoader
@@ -71,12 +72,6 @@ class Clock:
 
 def now(): return time.perf_counter(), time.process_time()
 def faults(): return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-
-def malloc_tune(mmap_threshold=32 << 20, trim_threshold=1 << 30) -> bool:
-    "Candidate fix, not in the library: keep freed tensor memory in glibc's heap (no mmap/munmap + page faults per step)."
-    try: libc = ctypes.CDLL('libc.so.6')
-    except OSError: return False
-    return bool(libc.mallopt(-3, mmap_threshold)) and bool(libc.mallopt(-1, trim_threshold))  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
 
 class Bare:
     "The bare loop: model, SGD, preloaded float batches on the device; `step` = forward + loss + backward + SGD step."
@@ -142,13 +137,16 @@ def main():
     ap.add_argument('--data', default=None, help='CUB-layout dataset root; default: the embedded synthetic dataset')
     ap.add_argument('--pairs', type=int, default=None, help='CPU: steps of the interleaved run (a bare step after each loop '
                     'step; default --steps, 0: none)')
-    ap.add_argument('--malloc-tune', action='store_true', help='candidate fix (not in the library): glibc mallopt '
-                    'M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 1 GiB for this process')
+    ap.add_argument('--malloc-tune', action=argparse.BooleanOptionalAction, default=True, help='tune glibc malloc at the '
+                    'start as the Trainer does on a CPU (M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 1 GiB); --no-malloc-tune: '
+                    "keep glibc's defaults, also inside the Trainer")
     ap.add_argument('--no-breakdown', dest='breakdown', action='store_false', help='skip the data / Trainer breakdown')
     a = ap.parse_args()
     if a.threads: torch.set_num_threads(a.threads)
-    tuned = a.malloc_tune and malloc_tune()
-    if a.malloc_tune and not tuned: print("# --malloc-tune: no glibc mallopt here, ignored")
+    import wsol_nb.train as T
+    if a.malloc_tune: tuned = T.tune_malloc()
+    else: tuned, T.tune_malloc = False, (lambda *a, **k: False)    # the Trainer calls the module's function
+    if a.malloc_tune and not tuned: print("# no glibc mallopt here: allocator left as it is")
     dev = torch.device(a.device)
     if dev.type == 'cuda' and dev.index is None: dev = torch.device('cuda', torch.cuda.current_device())
     a.weights = None if a.weights == 'none' else a.weights
@@ -205,7 +203,7 @@ def main():
           f"{torch.get_num_threads()} torch threads, load average {la0[0]:.2f} {la0[1]:.2f} {la0[2]:.2f}")
     print(f"# preset {p.name}: {a.backbone} ({a.weights}) PSOL-Sep, batch {bs}, {S} px, lr {lr:g}, {len(ds)} training images "
           f"({nb} batches/epoch), amp {amp}, channels_last {cl}, workers {workers}, progress bar {a.progress}; "
-          f"{a.repeats} x {N} timed steps after {W} warm-up steps" + ("; glibc malloc tuned (--malloc-tune)" if tuned else ''))
+          f"{a.repeats} x {N} timed steps after {W} warm-up steps" + ("; glibc malloc tuned" if tuned else "; glibc malloc defaults"))
     loops = dict(bare=bare, trainer_mem=trainer_mem, loop=loop)
     res = {k: [] for k in loops}  # per run: (wall s, CPU s, images, median-step img/s wall, main-process CPU)
     med = statistics.median
