@@ -120,7 +120,7 @@ def step_spol(root, ts:TestSet, out:Path, cfg:dict, progress=True) -> tuple:
     boxes = json.loads((out/'spol'/'boxes.json').read_text())
     predict_spol(out/'spol'/'seg', root, 'wsoleval', out=out/'spol'/'wsoleval', progress=progress)
     maps = load_maps(out/'spol'/'wsoleval'/'maps.npz')
-    info = dict(spol_seconds=res['seconds'], spol_threshold=res['threshold'], spol_no_box=len(res['no_box']))
+    info = dict(spol_seconds=res['seconds'], spol_threshold=res['threshold'], spol_threshold_from=res['threshold_from'], spol_no_box=len(res['no_box']))
     return info, {k: [v] if v else [] for k, v in boxes.items()}, maps
 
 # %% ../nbs/15_demo.ipynb #efe7b1a0
