@@ -55,6 +55,7 @@ class SPOLPreset:
     seg_lr:float=0.02         # MFF-Net2 learning rate, all layers
     mom:float=0.9; nesterov:bool=True; wd:float=1e-4
     threshold:float=0.2       # sigmoid threshold of the predicted mask
+    pick_threshold:bool=False # `spol_pipeline`: choose it after training on the training split's GT boxes (`choose_threshold`)
     protocol:str='spol'       # evaluation protocol (`wsol_nb.boxes.PROTOCOLS`)
     source:str=''
 
@@ -73,11 +74,11 @@ SPOL_PRESETS = {p.name: p for p in [
     SPOLPreset('spol_paper_imagenet', cam_epochs=6, cam_bs=128, loss='spol_paper', gppl='spol_paper', seg_epochs=6, seg_bs=128,
                threshold=0.8, source=f'SPOL paper Sec. 4.2 (6 epochs); batch sizes and threshold from {_CODE}'),
     SPOLPreset('synthetic', backbone='efficientnet_lite0', resize=128, crop=112, cam_epochs=8, cam_bs=16, lr_backbone=0.01,
-               lr_new=0.1, mask_size=128, gppl='synthetic', seg_epochs=8, seg_bs=16, threshold=0.3, bn_momentum=0.1,
+               lr_new=0.1, mask_size=128, gppl='synthetic', seg_epochs=8, seg_bs=16, threshold=0.3, pick_threshold=True, bn_momentum=0.1,
                source='wsol_nb: the embedded synthetic dataset (128 px) on a CPU; spol_official_cub scaled down (128 px, '
                       'batch 16, 8 epochs each, MFF-Net1 learning rates x5; BatchNorm momentum 0.1 instead of EfficientNet-Lite0\'s '
-                      'TensorFlow 0.01, whose running statistics lag behind a short fine-tune); GPPL preset `synthetic`; threshold '
-                      'chosen by GT-known on the training images (12_spol notebook)'),
+                      'TensorFlow 0.01, whose running statistics lag behind a short fine-tune); GPPL preset `synthetic`; the mask threshold '
+                      'is chosen per run by GT-known on the training images (0.3 when used outside `spol_pipeline`)'),
 ]}
 
 def get_spol_preset(preset:str|SPOLPreset='spol_official_cub', # name in `SPOL_PRESETS` or a `SPOLPreset`
@@ -552,14 +553,19 @@ def spol_pipeline(root, # dataset root (or a `WSOLDataset` of all images; splits
     t = time.time()
     seg = train_spol_seg(root, pm, out=out/'seg', epochs=seg_epochs, lr=ov.pop('seg_lr'), **tr, **ov); t_seg = time.time() - t
     t = time.time()
-    pr = predict_spol(seg, root, p.protocol, p.threshold, out=out, **te)
+    thr, table = p.threshold, None
+    if p.pick_threshold and threshold is None:                  # an explicit `threshold` wins
+        thr, table = choose_threshold(seg, root, protocol=p.protocol, format=format, metadata=metadata, split=train_split,
+                                      device=device, progress=progress)
+    pr = predict_spol(seg, root, p.protocol, thr, out=out, **te)
     cls = predict_classes(cam, root, p.protocol, **te)
     t_pred = time.time() - t
     _write_json(out/'classes.json', cls)
     d = _dataset(root, format, te['metadata'], test_split)
     res = dict(spol_accuracy(pr.boxes, d, p.protocol, top5=cls),
                gt_known_drop_no_contour=spol_accuracy(pr.boxes, d, p.protocol, drop_no_contour=True)['GT-known'],
-               preset=p.name, threshold=pr.threshold, no_box=pr.no_box, skipped=pr.skipped,
+               preset=p.name, threshold=pr.threshold, threshold_from='training split GT boxes' if table else 'preset',
+               threshold_table=table, no_box=pr.no_box, skipped=pr.skipped,
                cls_top1=round(100 * float(np.mean([cls[r.id][0] == r.label for r in d.records if r.id in cls])), 2),
                seconds=dict(cam=round(t_cam, 1), masks=round(t_mask, 1), seg=round(t_seg, 1), predict=round(t_pred, 1),
                             total=round(time.time() - t0, 1)),
