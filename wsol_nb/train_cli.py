@@ -47,6 +47,7 @@ def train_parser() -> argparse.ArgumentParser:
     "Parser of `wsol-train` with one sub-command per training step."
     from wsol_nb.psol import PRESETS as PP
     from wsol_nb.spol import SPOL_PRESETS as SP
+    from wsol_nb.gppl import PRESETS as GP
     ap = argparse.ArgumentParser('wsol-train', description='Train the models of PSOL and SPOL (see each sub-command\'s --help).')
     sub = ap.add_subparsers(dest='cmd', required=True)
     p = sub.add_parser('psol', help='PSOL box regression on pseudo boxes',
@@ -73,7 +74,7 @@ def train_parser() -> argparse.ArgumentParser:
     _data_args(p, 'train'); _run_args(p, 'synthetic', SP)
     p.add_argument('--cam-model', required=True, help='run folder of wsol-train spol-cam')
     p.add_argument('--masks', default=None, help='pseudo-mask folder (default: OUT/masks)')
-    p.add_argument('--gppl', default=None, choices=['spol_paper', 'spol_official'], help="GPPL preset (default: the preset's)")
+    p.add_argument('--gppl', default=None, choices=list(GP), help="GPPL preset (default: the preset's)")
     return ap
 
 # %% ../nbs/14a_train_cli.ipynb #4d9d7541
