@@ -4,7 +4,9 @@
 
 # %% ../nbs/02_metrics.ipynb #b5e587f1
 from __future__ import annotations
-import time, warnings, numpy as np, torch, cv2
+import os, time, warnings, numpy as np, torch, cv2
+from concurrent.futures import ThreadPoolExecutor
+from numba import njit
 import matplotlib.pyplot as plt
 from .boxes import PROTOCOLS, Protocol, box_iou, protocol_boxes, center_crop_box
 from .extract import mask_boxes
@@ -36,20 +38,31 @@ def _np_maps(maps, ids=None):
         out.append(m)
     return out
 
+@njit(cache=True, nogil=True)
+def _to_u8(c, out):
+    "Min-max (constant or NaN -> 0) and `uint8(m*255)` of float32 maps `c` (n,H,W) into `out`, in float32 as numpy does."
+    f = np.float32(255)
+    for i in range(c.shape[0]):
+        m, o = c[i].ravel(), out[i].ravel()            # flat loops: compiled to SIMD
+        mn = mx = m[0]; nan = False
+        for j in range(m.size): v = m[j]; nan |= v != v; mn = min(mn, v); mx = max(mx, v)
+        d = mx - mn
+        if nan or d == 0: o[:] = 0; continue
+        for j in range(m.size): o[j] = np.uint8((m[j] - mn) / d * f)
+
 def wsol_scoremaps(maps, # score maps: a (N,H,W) array/tensor or a list of (H,W) maps of any sizes
                    size:int=224, # side of the evaluation frame
                    ids:list|None=None, # image ids for error messages
-                   chunk:int=8): # images normalised at once (cache-sized)
+                   chunk:int=8): # images resized and normalised at once (cache-sized)
     "wsolevaluation's uint8 score maps `(N,size,size)`: cubic resize, min-max (constant or NaN -> 0), `uint8(m*255)`."
     ms = _np_maps(maps, ids); out = np.empty((len(ms), size, size), np.uint8)
+    a = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else maps
+    if isinstance(a, np.ndarray) and a.dtype == np.float32 and a.ndim == 3 and a.shape[1:] == (size, size):
+        _to_u8(a, out); return out                      # one array already at the size: no copies
     for s in range(0, len(ms), chunk):
         c = np.stack([m if m.shape == (size, size) else cv2.resize(m, (size, size), interpolation=cv2.INTER_CUBIC)
                       for m in ms[s:s+chunk]])   # cv2.resize to the same size is a plain copy: skipped
-        mn, mx = c.min((1, 2), keepdims=True), c.max((1, 2), keepdims=True)
-        z = (np.isnan(mn) | (mn == mx))[:, 0, 0]
-        c -= mn; c /= np.where(z[:, None, None], np.float32(1), mx - mn); c *= 255   # max(m-mn) == fl(mx-mn) exactly
-        c[z] = 0
-        out[s:s+len(c)] = c
+        _to_u8(c, out[s:s+len(c)])
     return out
 
 # %% ../nbs/02_metrics.ipynb #be2994bc
@@ -90,79 +103,105 @@ def maxboxacc_reference(maps, # score maps, one (H,W) per image
     return {d: hits[d] * 100 / len(gts) for d in deltas}
 
 # %% ../nbs/02_metrics.ipynb #d686f102
-def _lut(thr):
-    "`K[i,x]`: number of levels of image `i` below value `x` (a pixel of value x is on at level k iff k < K[i,x])."
-    K = np.empty((len(thr), 257), np.int64)
-    for i, t in enumerate(thr): K[i] = np.searchsorted(t, np.arange(257), 'left')
-    return K
+@njit(cache=True, nogil=True)
+def _runs(u, K, L, rs, re):
+    "Runs of `K[u] > k` per row r and level k: offsets `off[r*L+k]`, starts, ends (`rs`/`re` grown if short), row tops, rows with 2+ runs per level."
+    H, W = u.shape
+    off = np.empty(H * L + 1, np.int32); top = np.zeros(H, np.int32); multi = np.zeros(L, np.int32); mrows = np.empty((L, H + 1), np.int16)
+    d = np.zeros(L + 1, np.int32)
+    p = np.zeros(W + 2, np.int32); up = np.empty(W, np.int32); dn = np.empty(W, np.int32)
+    base = 0
+    for r in range(H):
+        mk = 0
+        for c in range(W): p[c + 1] = K[u[r, c]]; mk = max(mk, p[c + 1])
+        top[r] = mk
+        m = q = 0
+        for c in range(1, W + 1):                 # columns where the level steps up (runs start) and down (runs end)
+            up[m] = c; m += p[c] > p[c - 1]
+            dn[q] = c; q += p[c] > p[c + 1]
+        for i in range(m): d[p[up[i] - 1]] += 1; d[p[up[i]]] -= 1
+        acc, run = base, 0
+        for k in range(mk):
+            run += d[k]; d[k] = 0; mrows[k, multi[k]] = r; multi[k] += run > 1
+            off[r * L + k] = acc; acc += run
+        d[mk] = 0
+        for k in range(mk, L): off[r * L + k] = acc
+        if acc > len(rs):
+            t = np.empty(max(2 * len(rs), acc), np.int16); t[:base] = rs[:base]; rs = t
+            t = np.empty(len(rs), np.int16); t[:base] = re[:base]; re = t
+        o = off[r * L: r * L + mk]                  # write pointers: starts move them to the segment ends,
+        for i in range(m):                          # ends (right to left) move them back
+            c = up[i]
+            for k in range(p[c - 1], p[c]): rs[o[k]] = c - 1; o[k] += 1
+        for i in range(q - 1, -1, -1):
+            c = dn[i]
+            for k in range(p[c + 1], p[c]): o[k] -= 1; re[o[k]] = c - 1
+        base = acc
+    off[H * L] = base
+    return off, rs, re, top, multi, mrows
 
-def _take(K, x): return np.take_along_axis(K, x.reshape(len(K), -1).astype(np.int64), 1).reshape(x.shape)
+@njit(cache=True, nogil=True)
+def _spans(top, L):
+    "First and last row with a run at each level (-1 when the level has none), from each row's top level."
+    H = len(top); f = np.full(L, -1, np.int32); l = np.full(L, -1, np.int32); mf = ml = 0
+    for r in range(H):
+        for k in range(mf, top[r]): f[k] = r
+        mf = max(mf, top[r])
+        for k in range(ml, top[H - 1 - r]): l[k] = H - 1 - r
+        ml = max(ml, top[H - 1 - r])
+    return f, l
 
-def _count_on(Kv, L):
-    "Items on at each level (n,L), from their level counts `Kv` (n,m)."
-    n = len(Kv)
-    h = np.bincount((np.arange(n)[:, None]*(L+1) + Kv).ravel(), minlength=n*(L+1)).reshape(n, L+1)
-    return h[:, :0:-1].cumsum(1)[:, ::-1]
-
-def _union(lo, hi, L):
-    "Whether each level lies in any of an image's level intervals `[lo,hi)` (n,m) -> (n,L)."
-    n = len(lo); ok = lo < hi; i = np.nonzero(ok)[0]
-    d = np.bincount(i*(L+1) + lo[ok], minlength=n*(L+1)) - np.bincount(i*(L+1) + hi[ok], minlength=n*(L+1))
-    return d.reshape(n, L+1).cumsum(1)[:, :L] > 0
-
-def _first_last(Kp, L):
-    "First and last on index of profiles `Kp` (n,m) at each level (n,L); first == m when none."
-    m = Kp.shape[1]
-    return m - _count_on(np.maximum.accumulate(Kp, 1), L), _count_on(np.maximum.accumulate(Kp[:, ::-1], 1), L) - 1
 
 # %% ../nbs/02_metrics.ipynb #f54a7f7b
-class _Columns:
-    "Column structure of uint8 maps `a` (n,H,W) at all levels: which levels have a column with 2+ runs, chains."
-    def __init__(self, a, K, L, seg=16):
-        n, H, W = a.shape
-        D, U = np.empty_like(a), np.empty_like(a)        # running max strictly above / strictly below
-        D[:, 0] = U[:, -1] = 0
-        for r in range(1, H): np.maximum(D[:, r-1], a[:, r-1], out=D[:, r])
-        for r in range(H-2, -1, -1): np.maximum(U[:, r+1], a[:, r+1], out=U[:, r])
-        hi = np.minimum(D, U)                            # a pixel is a gap of its column at levels [a, hi)
-        g = (a < hi).view(np.uint8); np.negative(g, out=g)    # 255 at gap pixels
-        hi &= g
-        lo = np.bitwise_or(a, np.invert(g, out=g), out=g)     # gap pixels' values, else 255
-        s = seg if H % seg == 0 else H                   # hull of the gap intervals per column segment
-        lo, hi = lo.reshape(n, H//s, s, W).min(2), hi.reshape(n, H//s, s, W).max(2)
-        self.multi = _union(_take(K, lo).reshape(n, -1), _take(K, hi).reshape(n, -1), L)
-        cm = a.max(1)
-        dv = a.copy(); np.maximum(dv[:, 1:], a[:, :-1], out=dv[:, 1:]); np.maximum(dv[:, :-1], a[:, 1:], out=dv[:, :-1])
-        lk = np.minimum(a[:, :, :-1], dv[:, :, 1:]).max(1)    # columns c, c+1 touch below this value
-        self.Kc, self.Kl = _take(K, cm), _take(K, lk)
-        self.nchain = _count_on(self.Kc, L) - _count_on(self.Kl, L)
-        self.a, self.D, self.U, self.H, self.W = a, D, U, H, W
+@njit(cache=True, nogil=True, inline='always')
+def _find(p, i):
+    "Union-find root of `i`, compressing the path."
+    r = i
+    while p[r] != r: r = p[r]
+    while p[i] != r: p[i], i = r, p[i]
+    return r
 
-    def _search(self, base, t, R, up=True):
-        "First row where max(a, R) > t (`up`) or <= t, per column item, by binary search on the running max."
-        af, Rf, W, H = self.a.reshape(-1), R.reshape(-1), self.W, self.H
-        lo, hi = np.zeros(len(base), np.int64), np.full(len(base), H, np.int64)
-        while (act := lo < hi).any():
-            mid = (lo + hi) // 2; j = base + np.minimum(mid, H-1)*W
-            g = (np.maximum(af[j], Rf[j]) > t) == up
-            hi, lo = np.where(act & g, mid, hi), np.where(act & ~g, mid + 1, lo)
-        return lo
+@njit(cache=True, nogil=True)
+def _best_iou(x0, y0, x1, y1, gt):
+    "Largest +1-convention IoU of box (x0,y0,x1,y1) with the rows of `gt`: integer areas, one float64 division (as `_iou1`)."
+    best, a = 0.0, (x1 - x0 + 1) * (y1 - y0 + 1)
+    for g in range(gt.shape[0]):
+        w = max(0, min(x1, gt[g, 2]) - max(x0, gt[g, 0]) + 1)
+        h = max(0, min(y1, gt[g, 3]) - max(y0, gt[g, 1]) + 1)
+        best = max(best, w * h / (a + (gt[g, 2] - gt[g, 0] + 1) * (gt[g, 3] - gt[g, 1] + 1) - w * h))
+    return best
 
-    def chains(self, img, k, t):
-        "Boxes (c0,r0,c1,r1 inclusive), contour areas and owner (index into `img`) of the chains at levels (img,k)."
-        p, c = np.nonzero(self.Kc[img] > k[:, None])
-        i, kk, tt = img[p], k[p], t[p]
-        base = i*(self.H*self.W) + c
-        top, bot = self._search(base, tt, self.D), self._search(base, tt, self.U, False) - 1
-        join = np.r_[False, (p[1:] == p[:-1]) & (c[1:] == c[:-1] + 1)]
-        join[join] &= self.Kl[i[join], c[join]-1] > kk[join]
-        st = np.flatnonzero(~join); en = np.r_[st[1:], len(p)] - 1
-        j = np.flatnonzero(join); q = j - 1                       # strips between columns q and j of a chain
-        t0, t1, b0, b1 = top[q], top[j], bot[q], bot[j]
-        yt = np.where(t0 == t1, t0, np.maximum(t0, t1) - .5); yb = np.where(b0 == b1, b0, np.minimum(b0, b1) + .5)
-        area = np.bincount(np.cumsum(~join)[j] - 1, weights=yb - yt, minlength=len(st))
-        box = np.stack([c[st], np.minimum.reduceat(top, st), c[en], np.maximum.reduceat(bot, st)], 1)
-        return box, area, p[st]
+@njit(cache=True, nogil=True, inline='always')
+def _strip2(a, b, c, d):
+    "Twice the contour area between touching runs [a,b] and [c,d] of consecutive rows."
+    return (2 * b if b == d else 2 * min(b, d) + 1) - (2 * a if a == c else 2 * max(a, c) - 1)
+
+@njit(cache=True, nogil=True)
+def _close(x0, y0, x1, y1, A, W, H, gt, acc):
+    "Fold a component (box, exact contour area `A`) into `acc` = [best V2 IoU, top area, runner-up area, top box]."
+    acc[0] = max(acc[0], _best_iou(x0, y0, min(x1 + 1, W - 1), min(y1 + 1, H - 1), gt))
+    if A > acc[1]: acc[2] = acc[1]; acc[1] = A; acc[3] = x0; acc[4] = y0; acc[5] = x1; acc[6] = y1
+    else: acc[2] = max(acc[2], A)
+
+@njit(cache=True, nogil=True)
+def _chains(off, rs, re, L, k, f, l, W, H, gt, acc):
+    "Level `k` with at most one run per row: components are chains of touching runs, with exact contour areas."
+    acc[0] = acc[1] = acc[2] = -1.0
+    i = off[f * L + k]; a, b = rs[i], re[i]
+    x0, x1, y0, y1, A2 = a, b, f, f, 0
+    for r in range(f + 1, l + 1):
+        j = off[r * L + k]
+        if j == off[r * L + k + 1]:                          # an empty row ends the chain
+            if y1 >= 0: _close(x0, y0, x1, y1, A2 / 2, W, H, gt, acc); y1 = -1
+            continue
+        c, d = rs[j], re[j]
+        if y1 < 0 or b + 1 < c or d + 1 < a:
+            if y1 >= 0: _close(x0, y0, x1, y1, A2 / 2, W, H, gt, acc)
+            x0, x1, y0, A2 = c, d, r, 0
+        else: A2 += _strip2(a, b, c, d); x0 = min(x0, c); x1 = max(x1, d)
+        a, b, y1 = c, d, r
+    _close(x0, y0, x1, y1, A2 / 2, W, H, gt, acc)
+
 
 # %% ../nbs/02_metrics.ipynb #87b6eb29
 def _iou1(a, g):
@@ -173,60 +212,148 @@ def _iou1(a, g):
     ar = lambda b: (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
     return w*h / (ar(a) + ar(g) - w*h)
 
-def _starts(own): return np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
+def _traced_v1(u, lv, gt, img, k):
+    "V1's best IoU at the levels `(img,k)` the run pass left open: `cv2.findContours`, largest `cv2.contourArea`."
+    H, W = u.shape[1:]; out = np.empty(len(img))
+    for j, (i, kk) in enumerate(zip(img.tolist(), k.tolist())):
+        b = cv2.threshold(u[i], int(lv[kk]), 255, cv2.THRESH_BINARY)[1]
+        x, y, w, h = cv2.boundingRect(max(cv2.findContours(b, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2], key=cv2.contourArea))
+        out[j] = _iou1(np.array([x, y, min(x + w, W - 1), min(y + h, H - 1)]), gt[i]).max()
+    return out
 
-def _first_max(v, own):
-    "Index of the first maximum of `v` in each run of equal sorted `own`, and whether it is the only maximum."
-    st = _starts(own)
-    hit = v == np.repeat(np.maximum.reduceat(v, st), np.diff(np.r_[st, len(v)]))
-    cand = np.flatnonzero(hit); o = own[cand]
-    return cand[np.r_[True, o[1:] != o[:-1]]], np.add.reduceat(hit, st) == 1
 
-def _contours_at(u, thr, ext, img, k):
-    "cv2 contours of the masks at levels (img,k), cropped to the mask box + 1 px: V1 boxes, all boxes, owners."
+# %% ../nbs/02_metrics.ipynb #e4139463
+@njit(cache=True, nogil=True)
+def _components(off, rs, re, L, k, f, l, W, H, gt, sc, acc):
+    """8-connected components of level `k` by union-find over runs: `acc` = [best V2 IoU, largest lower bound of a
+    contour area, largest upper bound of any other, the first's box]; exact areas for row-convex components."""
+    lab, par, x0, x1, y0, y1, nru, blk, ar2 = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7], sc[8]
+    cur, a, b, y, bx0, bx1, n, bk, A2 = -1, 0, 0, 0, W, -1, 0, 0, 0   # cur: node of the band of single touching runs
+    for r in range(f, l + 1):
+        s, t = off[r * L + k], off[r * L + k + 1]
+        p, q = off[(r - 1) * L + k], off[(r - 1) * L + k + 1]
+        if cur >= 0 and t - s == 1 and rs[s] <= b + 1 and a <= re[s] + 1:   # the band goes on: sums in registers
+            c, d = rs[s], re[s]; lab[s] = cur
+            bx0 = min(bx0, c); bx1 = max(bx1, d); n += 1; bk += max(0, min(b, d) - max(a, c)); A2 += _strip2(a, b, c, d)
+            a, b, y = c, d, r
+            continue
+        if cur >= 0:                                         # the band ends: into its component
+            i = _find(par, cur)
+            x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); nru[i] += n; blk[i] += bk; ar2[i] += A2
+            cur = -1
+        for i in range(s, t):
+            lab[i] = par[i] = i; x0[i] = rs[i]; x1[i] = re[i]; y0[i] = y1[i] = r; nru[i] = 1; blk[i] = ar2[i] = 0
+        i, j = p, s
+        while r > f and i < q and j < t:                    # link touching runs of rows r-1 and r
+            a, b, c, d = rs[i], re[i], rs[j], re[j]
+            if b + 1 < c: i += 1; continue
+            if d + 1 < a: j += 1; continue
+            ri, rj = _find(par, lab[i]), _find(par, lab[j])
+            if ri != rj:
+                if ri > rj: ri, rj = rj, ri
+                par[rj] = ri
+                x0[ri] = min(x0[ri], x0[rj]); x1[ri] = max(x1[ri], x1[rj]); y1[ri] = max(y1[ri], y1[rj])
+                nru[ri] += nru[rj]; blk[ri] += blk[rj]; ar2[ri] += ar2[rj]
+            blk[ri] += max(0, min(b, d) - max(a, c))         # 2x2 blocks of on pixels: inside the contour
+            ar2[ri] += _strip2(a, b, c, d)
+            if b < d: i += 1
+            else: j += 1
+        cur = s if t - s == 1 else -1
+        if cur >= 0: a, b, y, bx0, bx1, n, bk, A2 = rs[s], re[s], r, W, -1, 0, 0, 0
+    if cur >= 0:
+        i = _find(par, cur)
+        x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); nru[i] += n; blk[i] += bk; ar2[i] += A2
+    acc[0] = acc[1] = acc[2] = -1.0; ub1 = -1.0
+    for r in range(f, l + 1):
+        for i in range(off[r * L + k], off[r * L + k + 1]):
+            if lab[i] != i or par[i] != i: continue
+            acc[0] = max(acc[0], _best_iou(x0[i], y0[i], min(x1[i] + 1, W - 1), min(y1[i] + 1, H - 1), gt))
+            if nru[i] == y1[i] - y0[i] + 1: lb = ub = ar2[i] / 2     # one run per row: the exact area
+            else: lb, ub = float(blk[i]), float((x1[i] - x0[i]) * (y1[i] - y0[i]))
+            if lb > acc[1]:
+                acc[2] = max(acc[2], ub1); acc[1] = lb; ub1 = ub
+                acc[3] = x0[i]; acc[4] = y0[i]; acc[5] = x1[i]; acc[6] = y1[i]
+            else: acc[2] = max(acc[2], ub)
+
+@njit(cache=True, nogil=True, inline='always')
+def _outside(off, rs, re, L, k, r, a, b):
+    "Whether columns a..b of row r hold an off pixel that reaches the border along row r (or the row is empty)."
+    s, t = off[r * L + k], off[r * L + k + 1]
+    return s == t or a < rs[s] or b > re[t - 1]
+
+@njit(cache=True, nogil=True)
+def _holes(off, rs, re, L, k, f, l, rows, W, H, gt, gs, acc):
+    "Holes of level `k`: gaps between runs (in `rows`, those with 2+ runs), 4-connected across rows, never reaching the border."
+    par, ga, gb, x0, x1, y0, y1, bd = gs[0], gs[1], gs[2], gs[3], gs[4], gs[5], gs[6], gs[7]
+    n = prev = 0; pr = -2
+    for r in rows:
+        s, t, start = off[r * L + k], off[r * L + k + 1], n
+        for i in range(s, t - 1):                            # the gaps between the runs of row r
+            a, b = re[i] + 1, rs[i + 1] - 1
+            ga[n] = a; gb[n] = b; par[n] = n; x0[n] = a; x1[n] = b; y0[n] = y1[n] = r
+            bd[n] = r == f or r == l or _outside(off, rs, re, L, k, r - 1, a, b) or _outside(off, rs, re, L, k, r + 1, a, b)
+            n += 1
+        i, j = prev if pr == r - 1 else start, start
+        while i < start and j < n:                           # link overlapping gaps of rows r-1 and r
+            a, b, c, d = ga[i], gb[i], ga[j], gb[j]
+            if b < c: i += 1; continue
+            if d < a: j += 1; continue
+            ri, rj = _find(par, i), _find(par, j)
+            if ri != rj:
+                if ri > rj: ri, rj = rj, ri
+                par[rj] = ri; bd[ri] |= bd[rj]
+                x0[ri] = min(x0[ri], x0[rj]); x1[ri] = max(x1[ri], x1[rj]); y1[ri] = max(y1[ri], y1[rj])
+            if b < d: i += 1
+            else: j += 1
+        prev, pr = start, r
+    for g in range(n):                                       # a hole's contour runs through the on pixels around it
+        if par[g] != g or bd[g]: continue
+        acc[0] = max(acc[0], _best_iou(x0[g] - 1, y0[g] - 1, min(x1[g] + 2, W - 1), min(y1[g] + 2, H - 1), gt))
+        acc[2] = max(acc[2], float((x1[g] - x0[g] + 2) * (y1[g] - y0[g] + 2)))
+
+
+# %% ../nbs/02_metrics.ipynb #c6cafe02
+@njit(cache=True, nogil=True)
+def _levels_ious(u, K, L, gt, v1, v2):
+    "Best IoU per level of uint8 maps `u` (n,H,W), V1 (NaN where not certain: cv2 decides) and V2, into v1/v2 (n,L)."
     n, H, W = u.shape
-    pad = np.zeros((n, H+2, W+2), np.uint8); pad[:, 1:-1, 1:-1] = u
-    th, fc, B, R, S = cv2.threshold, cv2.findContours, cv2.THRESH_BINARY, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE
-    cs, cnt = [], []
-    for i, t, (x0, y0, x1, y1) in zip(img.tolist(), thr[img, k].tolist(), ext[img, k].tolist()):
-        c = fc(th(pad[i, y0:y1+3, x0:x1+3], t, 1, B)[1], R, S)[-2]   # outside the mask box every pixel is off
-        cs += c; cnt.append(len(c))
-    own = np.repeat(np.arange(len(img)), cnt)
-    off = (ext[img, k][:, :2] - 1)[own]
-    lens = np.fromiter(map(len, cs), np.int64, len(cs)); pts = np.concatenate(cs).reshape(-1, 2).astype(np.int64)
-    st = np.r_[0, np.cumsum(lens)[:-1]]
-    prv = np.arange(len(pts)) - 1; prv[st] = st + lens - 1
-    area = np.abs(np.add.reduceat(pts[prv, 0]*pts[:, 1] - pts[prv, 1]*pts[:, 0], st)) / 2   # cv2.contourArea
-    boxes = np.concatenate([np.minimum.reduceat(pts, st) + off, np.maximum.reduceat(pts, st) + 1 + off], 1)
-    return boxes[_first_max(area, own)[0]], boxes, own
+    rs, re = np.empty(1 << 16, np.int16), np.empty(1 << 16, np.int16)
+    sc, gs, acc = np.empty((9, 1 << 15), np.int32), np.empty((8, H * (W // 2 + 3)), np.int32), np.empty(7)
+    for m in range(n):
+        off, rs, re, top, multi, mrows = _runs(u[m], K, L, rs, re)
+        f, l = _spans(top, L)
+        if sc.shape[1] < len(rs): sc = np.empty((9, len(rs)), np.int32)
+        none = _best_iou(0, 0, 0, 0, gt[m])                  # no contour: the box (0,0,0,0)
+        for k in range(L):
+            if f[k] < 0: v1[m, k] = v2[m, k] = none; continue
+            if multi[k] == 0: _chains(off, rs, re, L, k, f[k], l[k], W, H, gt[m], acc)
+            else:
+                _components(off, rs, re, L, k, f[k], l[k], W, H, gt[m], sc, acc)
+                _holes(off, rs, re, L, k, f[k], l[k], mrows[k, :multi[k]], W, H, gt[m], gs, acc)
+            v2[m, k] = acc[0]                                # largest contour sure: its lower bound beats all others
+            ok = acc[2] < 0 or acc[1] > acc[2]
+            v1[m, k] = _best_iou(int(acc[3]), int(acc[4]), min(int(acc[5]) + 1, W - 1), min(int(acc[6]) + 1, H - 1), gt[m]) if ok else np.nan
+
 
 # %% ../nbs/02_metrics.ipynb #93b7464e
-def _group_ious(u, thr, gt, stats):
-    "Exact best IoU per image and level for V1 and V2; `thr` (n,L) strictly increasing levels."
-    n, H, W = u.shape; L = thr.shape[1]
-    K = _lut(thr)
-    cols = _Columns(u, K, L)
-    x0, x1 = _first_last(cols.Kc, L); y0, y1 = _first_last(_take(K, u.max(2)), L)
-    ext = np.stack([x0, y0, x1, y1], -1)
-    def clip(b): return np.concatenate([b[..., :2], np.minimum(b[..., 2:3], W-1), np.minimum(b[..., 3:], H-1)], -1)
-    box = clip(ext + np.array([0, 0, 1, 1]))
-    v1, v2 = np.full((n, L), np.nan), np.full((n, L), np.nan)
-    def single(m):                                   # one contour: the mask's bounding box
-        v1[m] = v2[m] = _iou1(box[m], gt[np.nonzero(m)[0]]).max(-1)
-    def chains(img, k):                              # several column-convex components
-        if not len(img): return
-        b, area, own = cols.chains(img, k, thr[img, k])
-        io = _iou1(clip(b + np.array([0, 0, 1, 1])), gt[img[own]]).max(-1)
-        v2[img, k] = np.maximum.reduceat(io, _starts(own))
-        f, uniq = _first_max(area, own)              # tied areas: cv2's contour order decides -> fallback
-        v1[img[uniq], k[uniq]] = io[f][uniq]
-    single(~cols.multi & (cols.nchain == 1))
-    chains(*np.nonzero(~cols.multi & (cols.nchain > 1)))
-    img, k = np.nonzero(np.isnan(v1) | np.isnan(v2))
-    if len(img):
-        b1, b2, own = _contours_at(u, thr, ext, img, k)
-        v1[img, k] = _iou1(clip(b1), gt[img]).max(-1)
-        v2[img, k] = np.maximum.reduceat(_iou1(clip(b2), gt[img[own]]).max(-1), _starts(own))
+def _threads():
+    "CPU threads for the compiled passes: the CPUs this process may run on, at most 8."
+    n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+    return max(1, min(8, n))
+
+def _group_ious(u, lv, gt, stats, threads=None):
+    "Exact best IoU per image and level, V1 and V2 `(n,L)`, of uint8 maps `u` at strictly increasing levels `lv`."
+    n, L = len(u), len(lv)
+    K = np.searchsorted(lv, np.arange(257), 'left').astype(np.int32)   # value x is on at levels k < K[x]
+    v1, v2 = np.empty((n, L)), np.empty((n, L))
+    nt = threads or _threads()
+    if nt == 1: _levels_ious(u, K, L, gt, v1, v2)
+    else:
+        cuts = np.linspace(0, n, min(n, 4*nt) + 1).astype(int)   # a few parts per thread
+        def part(s, e): _levels_ious(u[s:e], K, L, gt[s:e], v1[s:e], v2[s:e])
+        with ThreadPoolExecutor(nt) as ex: list(ex.map(part, cuts[:-1], cuts[1:]))
+    img, k = np.nonzero(np.isnan(v1))
+    if len(img): v1[img, k] = _traced_v1(u, lv, gt, img, k)
     stats['traced'] = stats.get('traced', 0) + len(img)
     return v1, v2
 
@@ -234,7 +361,7 @@ def contour_ious(u8, # uint8 score maps (N,224,224) from `wsol_scoremaps`
                  taus, # thresholds (`cam_thresholds`)
                  gt_boxes, # per image (k,4) GT boxes in the map frame (k >= 1)
                  stats:dict|None=None, # filled with 'levels' and 'traced' (levels that needed cv2)
-                 chunk:int=64): # images processed at once
+                 threads:int|None=None): # CPU threads (default: the CPUs available, at most 8)
     "Exact best IoU (+1 convention) per image and threshold: largest contour (V1) and all contours (V2), `(N,T)` each."
     n, T = len(u8), len(taus)
     stats = {} if stats is None else stats
@@ -242,6 +369,7 @@ def contour_ious(u8, # uint8 score maps (N,224,224) from `wsol_scoremaps`
     if any(len(g) == 0 for g in gt_boxes): raise ValueError('every image needs at least one GT box')
     G = max((len(g) for g in gt_boxes), default=1)
     gt = np.stack([np.concatenate([g, np.repeat(g[:1], G-len(g), 0)]) for g in gt_boxes]).astype(np.int64)
+    u8 = np.ascontiguousarray(u8, np.uint8)
     mx = u8.reshape(n, -1).max(1)
     v1, v2 = np.empty((n, T)), np.empty((n, T))
     for m in np.unique(mx):
@@ -250,12 +378,11 @@ def contour_ious(u8, # uint8 score maps (N,224,224) from `wsol_scoremaps`
         if m == 0:                                         # nothing is ever on: the box (0,0,0,0)
             v1[i] = v2[i] = _iou1(np.zeros((len(i), 1, 4), np.int64), gt[i, None]).max(-1); continue
         ul, inv = np.unique(lv, return_inverse=True)       # duplicated levels (small intervals) computed once
-        for s in range(0, len(i), chunk):
-            j = i[s:s+chunk]
-            a, b = _group_ious(u8[j], np.repeat(ul[None], len(j), 0), gt[j], stats)
-            v1[j], v2[j] = a[:, inv], b[:, inv]
+        a, b = _group_ious(u8 if len(i) == n else u8[i], ul, gt[i], stats, threads)
+        v1[i], v2[i] = a[:, inv], b[:, inv]
         stats['levels'] = stats.get('levels', 0) + len(i)*len(ul)
     return v1, v2
+
 
 # %% ../nbs/02_metrics.ipynb #63a796e5
 def _blob(r, cx, cy, sx, sy, th):
@@ -290,15 +417,29 @@ def random_cams(n:int, # number of maps
 # %% ../nbs/02_metrics.ipynb #0d029a70
 def _hits(v, d): return (v >= d/100).sum(0) * 100 / len(v) if len(v) else np.zeros(v.shape[1])
 
+def _maps_ious(maps, taus, gts, ids=None, stats=None, threads=None, chunk=32):
+    "`contour_ious` of float score maps, quantised and traced `chunk` maps at a time (they stay in cache) on CPU threads."
+    n, stats = len(maps), ({} if stats is None else stats)
+    if n == 0: return contour_ious(np.zeros((0, 224, 224), np.uint8), taus, [], stats)
+    cuts = list(range(0, n, chunk)) + [n]; sts = [{} for _ in cuts[:-1]]
+    def part(j):
+        s, e = cuts[j], cuts[j+1]
+        u = wsol_scoremaps(maps[s:e], ids=list(range(s, e)) if ids is None else ids[s:e])
+        return contour_ious(u, taus, gts[s:e], sts[j], threads=1)
+    with ThreadPoolExecutor(threads or _threads()) as ex: res = list(ex.map(part, range(len(sts))))
+    for k in ('levels', 'traced'): stats[k] = stats.get(k, 0) + sum(st.get(k, 0) for st in sts)
+    return np.concatenate([r[0] for r in res]), np.concatenate([r[1] for r in res])
+
 def box_accuracy(maps, # score maps, one (H,W) per image
                  gt_boxes, # per image (k,4) xyxy GT boxes
                  sizes=None, # per image (w,h): boxes in original pixels; None: already in the 224 frame
                  interval:float=0.01, # threshold step
                  ids:list|None=None, # image ids for error messages
-                 stats:dict|None=None): # filled with the number of levels traced with cv2
+                 stats:dict|None=None, # filled with the number of levels traced with cv2
+                 threads:int|None=None): # CPU threads (default: the CPUs available, at most 8)
     "MaxBoxAcc (V1, delta 50) and MaxBoxAccV2 (all contours, mean over delta 30/50/70) with curves, thresholds, IoUs."
     taus, gts = cam_thresholds(interval), [g.astype(np.int64) for g in _gt224(gt_boxes, sizes)]
-    v1, v2 = contour_ious(wsol_scoremaps(maps, ids=ids), taus, gts, stats)
+    v1, v2 = _maps_ious(maps, taus, gts, ids, stats, threads)
     c1, c2 = {50: _hits(v1, 50)}, {d: _hits(v2, d) for d in (30, 50, 70)}
     return dict(thresholds=taus, curves_v1=c1, curves_v2=c2, iou_v1=v1, iou_v2=v2,
                 MaxBoxAcc=float(c1[50].max()), best_threshold=float(taus[c1[50].argmax()]),
