@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_metrics.ipynb #b5e587f1
 from __future__ import annotations
-import os, time, warnings, numpy as np, torch, cv2
+import os, time, threading, warnings, numpy as np, torch, cv2
 from concurrent.futures import ThreadPoolExecutor
 from numba import njit
 import matplotlib.pyplot as plt
@@ -53,9 +53,11 @@ def _to_u8(c, out):
 def wsol_scoremaps(maps, # score maps: a (N,H,W) array/tensor or a list of (H,W) maps of any sizes
                    size:int=224, # side of the evaluation frame
                    ids:list|None=None, # image ids for error messages
-                   chunk:int=8): # images resized and normalised at once (cache-sized)
+                   chunk:int=8, # images resized and normalised at once (cache-sized)
+                   out:np.ndarray|None=None): # uint8 array (>= N,size,size) to write into (returned: its first N)
     "wsolevaluation's uint8 score maps `(N,size,size)`: cubic resize, min-max (constant or NaN -> 0), `uint8(m*255)`."
-    ms = _np_maps(maps, ids); out = np.empty((len(ms), size, size), np.uint8)
+    ms = _np_maps(maps, ids)
+    out = np.empty((len(ms), size, size), np.uint8) if out is None else out[:len(ms)]
     a = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else maps
     if isinstance(a, np.ndarray) and a.dtype == np.float32 and a.ndim == 3 and a.shape[1:] == (size, size):
         _to_u8(a, out); return out                      # one array already at the size: no copies
@@ -314,11 +316,11 @@ def _holes(off, rs, re, L, k, f, l, rows, W, H, gt, gs, acc):
 
 # %% ../nbs/02_metrics.ipynb #c6cafe02
 @njit(cache=True, nogil=True)
-def _levels_ious(u, K, L, gt, v1, v2):
-    "Best IoU per level of uint8 maps `u` (n,H,W), V1 (NaN where not certain: cv2 decides) and V2, into v1/v2 (n,L)."
+def _levels_ious(u, K, L, gt, v1, v2, rs, re, sc, gs):
+    """Best IoU per level of uint8 maps `u` (n,H,W), V1 (NaN where not certain: cv2 decides) and V2, into v1/v2 (n,L);
+    rs, re, sc, gs: scratch (see `_scratch`), returned grown when they were short."""
     n, H, W = u.shape
-    rs, re = np.empty(1 << 16, np.int16), np.empty(1 << 16, np.int16)
-    sc, gs, acc = np.empty((9, 1 << 15), np.int32), np.empty((8, H * (W // 2 + 3)), np.int32), np.empty(7)
+    acc = np.empty(7)
     for m in range(n):
         off, rs, re, top, multi, mrows = _runs(u[m], K, L, rs, re)
         f, l = _spans(top, L)
@@ -333,6 +335,7 @@ def _levels_ious(u, K, L, gt, v1, v2):
             v2[m, k] = acc[0]                                # largest contour sure: its lower bound beats all others
             ok = acc[2] < 0 or acc[1] > acc[2]
             v1[m, k] = _best_iou(int(acc[3]), int(acc[4]), min(int(acc[5]) + 1, W - 1), min(int(acc[6]) + 1, H - 1), gt[m]) if ok else np.nan
+    return rs, re, sc
 
 
 # %% ../nbs/02_metrics.ipynb #93b7464e
@@ -341,16 +344,30 @@ def _threads():
     n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
     return max(1, min(8, n))
 
+_tls = threading.local()
+def _scratch(H=224, W=224):
+    "This thread's reusable scratch arrays for `_levels_ious` (fresh large arrays cost page faults on every call)."
+    if getattr(_tls, 'shape', None) != (H, W):
+        _tls.shape, _tls.out = (H, W), np.empty((0, H, W), np.uint8)
+        _tls.rs, _tls.re, _tls.sc = np.empty(1 << 16, np.int16), np.empty(1 << 16, np.int16), np.empty((9, 1 << 15), np.int32)
+        _tls.gs = np.empty((8, H * (W // 2 + 3)), np.int32)
+    return _tls
+
+def _kernel(u, K, L, gt, v1, v2):
+    "`_levels_ious` with this thread's scratch."
+    t = _scratch(*u.shape[1:])
+    t.rs, t.re, t.sc = _levels_ious(u, K, L, gt, v1, v2, t.rs, t.re, t.sc, t.gs)
+
 def _group_ious(u, lv, gt, stats, threads=None):
     "Exact best IoU per image and level, V1 and V2 `(n,L)`, of uint8 maps `u` at strictly increasing levels `lv`."
     n, L = len(u), len(lv)
     K = np.searchsorted(lv, np.arange(257), 'left').astype(np.int32)   # value x is on at levels k < K[x]
     v1, v2 = np.empty((n, L)), np.empty((n, L))
     nt = threads or _threads()
-    if nt == 1: _levels_ious(u, K, L, gt, v1, v2)
+    if nt == 1: _kernel(u, K, L, gt, v1, v2)
     else:
         cuts = np.linspace(0, n, min(n, 4*nt) + 1).astype(int)   # a few parts per thread
-        def part(s, e): _levels_ious(u[s:e], K, L, gt[s:e], v1[s:e], v2[s:e])
+        def part(s, e): _kernel(u[s:e], K, L, gt[s:e], v1[s:e], v2[s:e])
         with ThreadPoolExecutor(nt) as ex: list(ex.map(part, cuts[:-1], cuts[1:]))
     img, k = np.nonzero(np.isnan(v1))
     if len(img): v1[img, k] = _traced_v1(u, lv, gt, img, k)
@@ -424,7 +441,9 @@ def _maps_ious(maps, taus, gts, ids=None, stats=None, threads=None, chunk=32):
     cuts = list(range(0, n, chunk)) + [n]; sts = [{} for _ in cuts[:-1]]
     def part(j):
         s, e = cuts[j], cuts[j+1]
-        u = wsol_scoremaps(maps[s:e], ids=list(range(s, e)) if ids is None else ids[s:e])
+        t = _scratch()
+        if len(t.out) < e - s: t.out = np.empty((chunk, 224, 224), np.uint8)
+        u = wsol_scoremaps(maps[s:e], ids=list(range(s, e)) if ids is None else ids[s:e], out=t.out)
         return contour_ious(u, taus, gts[s:e], sts[j], threads=1)
     with ThreadPoolExecutor(threads or _threads()) as ex: res = list(ex.map(part, range(len(sts))))
     for k in ('levels', 'traced'): stats[k] = stats.get(k, 0) + sum(st.get(k, 0) for st in sts)
