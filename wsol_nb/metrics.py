@@ -40,15 +40,17 @@ def _np_maps(maps, ids=None):
 
 @njit(cache=True, nogil=True)
 def _to_u8(c, out):
-    "Min-max (constant or NaN -> 0) and `uint8(m*255)` of float32 maps `c` (n,H,W) into `out`, in float32 as numpy does."
+    "Min-max (constant or NaN -> 0) and `uint8(m*255)` of float32 maps `c` (n,H,W) into `out`, in float32 as numpy does; -1, or the first map with an infinite value."
     f = np.float32(255)
     for i in range(c.shape[0]):
         m, o = c[i].ravel(), out[i].ravel()            # flat loops: compiled to SIMD
-        mn = mx = m[0]; nan = False
-        for j in range(m.size): v = m[j]; nan |= v != v; mn = min(mn, v); mx = max(mx, v)
+        mn = mx = m[0]; nan = inf = False
+        for j in range(m.size): v = m[j]; nan |= v != v; inf |= np.isinf(v); mn = min(mn, v); mx = max(mx, v)
+        if inf: return i
         d = mx - mn
         if nan or d == 0: o[:] = 0; continue
         for j in range(m.size): o[j] = np.uint8((m[j] - mn) / d * f)
+    return -1
 
 def wsol_scoremaps(maps, # score maps: a (N,H,W) array/tensor or a list of (H,W) maps of any sizes
                    size:int=224, # side of the evaluation frame
@@ -56,15 +58,18 @@ def wsol_scoremaps(maps, # score maps: a (N,H,W) array/tensor or a list of (H,W)
                    chunk:int=8, # images resized and normalised at once (cache-sized)
                    out:np.ndarray|None=None): # uint8 array (>= N,size,size) to write into (returned: its first N)
     "wsolevaluation's uint8 score maps `(N,size,size)`: cubic resize, min-max (constant or NaN -> 0), `uint8(m*255)`."
-    ms = _np_maps(maps, ids)
-    out = np.empty((len(ms), size, size), np.uint8) if out is None else out[:len(ms)]
     a = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else maps
     if isinstance(a, np.ndarray) and a.dtype == np.float32 and a.ndim == 3 and a.shape[1:] == (size, size):
-        _to_u8(a, out); return out                      # one array already at the size: no copies
+        out = np.empty(a.shape, np.uint8) if out is None else out[:len(a)]
+        if (bad := _to_u8(a, out)) >= 0:             # one array already at the size: no copies
+            raise ValueError(f'score map of image {ids[bad] if ids is not None else bad} has infinite values')
+        return out
+    ms = _np_maps(maps, ids)
+    out = np.empty((len(ms), size, size), np.uint8) if out is None else out[:len(ms)]
     for s in range(0, len(ms), chunk):
         c = np.stack([m if m.shape == (size, size) else cv2.resize(m, (size, size), interpolation=cv2.INTER_CUBIC)
                       for m in ms[s:s+chunk]])   # cv2.resize to the same size is a plain copy: skipped
-        _to_u8(c, out[s:s+len(c)])
+        _to_u8(c, out[s:s+len(c)])                   # infinite values were refused above
     return out
 
 # %% ../nbs/02_metrics.ipynb #be2994bc
@@ -228,8 +233,10 @@ def _traced_v1(u, lv, gt, img, k):
 @njit(cache=True, nogil=True)
 def _components(off, rs, re, L, k, f, l, W, H, gt, sc, acc):
     """8-connected components of level `k` by union-find over runs: `acc` = [best V2 IoU, largest lower bound of a
-    contour area, largest upper bound of any other, the first's box]; exact areas for row-convex components."""
-    lab, par, x0, x1, y0, y1, nru, blk, ar2 = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7], sc[8]
+    contour area, largest upper bound of any other, the first's box]; exact areas for row-convex components, which
+    have no hole (a hole has on pixels of its component on both sides in a row): returns whether all are."""
+    lab, par, x0, x1, y0, y1, nru, blk, ar2, nodes = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7], sc[8], sc[9]
+    nn = 0
     cur, a, b, y, bx0, bx1, n, bk, A2 = -1, 0, 0, 0, W, -1, 0, 0, 0   # cur: node of the band of single touching runs
     for r in range(f, l + 1):
         s, t = off[r * L + k], off[r * L + k + 1]
@@ -245,6 +252,7 @@ def _components(off, rs, re, L, k, f, l, W, H, gt, sc, acc):
             cur = -1
         for i in range(s, t):
             lab[i] = par[i] = i; x0[i] = rs[i]; x1[i] = re[i]; y0[i] = y1[i] = r; nru[i] = 1; blk[i] = ar2[i] = 0
+            nodes[nn] = i; nn += 1
         i, j = p, s
         while r > f and i < q and j < t:                    # link touching runs of rows r-1 and r
             a, b, c, d = rs[i], re[i], rs[j], re[j]
@@ -265,17 +273,17 @@ def _components(off, rs, re, L, k, f, l, W, H, gt, sc, acc):
     if cur >= 0:
         i = _find(par, cur)
         x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); nru[i] += n; blk[i] += bk; ar2[i] += A2
-    acc[0] = acc[1] = acc[2] = -1.0; ub1 = -1.0
-    for r in range(f, l + 1):
-        for i in range(off[r * L + k], off[r * L + k + 1]):
-            if lab[i] != i or par[i] != i: continue
-            acc[0] = max(acc[0], _best_iou(x0[i], y0[i], min(x1[i] + 1, W - 1), min(y1[i] + 1, H - 1), gt))
-            if nru[i] == y1[i] - y0[i] + 1: lb = ub = ar2[i] / 2     # one run per row: the exact area
-            else: lb, ub = float(blk[i]), float((x1[i] - x0[i]) * (y1[i] - y0[i]))
-            if lb > acc[1]:
-                acc[2] = max(acc[2], ub1); acc[1] = lb; ub1 = ub
-                acc[3] = x0[i]; acc[4] = y0[i]; acc[5] = x1[i]; acc[6] = y1[i]
-            else: acc[2] = max(acc[2], ub)
+    acc[0] = acc[1] = acc[2] = -1.0; ub1 = -1.0; conv = True
+    for i in nodes[:nn]:                                     # the components' roots
+        if par[i] != i: continue
+        acc[0] = max(acc[0], _best_iou(x0[i], y0[i], min(x1[i] + 1, W - 1), min(y1[i] + 1, H - 1), gt))
+        if nru[i] == y1[i] - y0[i] + 1: lb = ub = ar2[i] / 2     # one run per row: the exact area
+        else: lb, ub, conv = float(blk[i]), float((x1[i] - x0[i]) * (y1[i] - y0[i])), False
+        if lb > acc[1]:
+            acc[2] = max(acc[2], ub1); acc[1] = lb; ub1 = ub
+            acc[3] = x0[i]; acc[4] = y0[i]; acc[5] = x1[i]; acc[6] = y1[i]
+        else: acc[2] = max(acc[2], ub)
+    return conv
 
 @njit(cache=True, nogil=True, inline='always')
 def _outside(off, rs, re, L, k, r, a, b):
@@ -324,13 +332,12 @@ def _levels_ious(u, K, L, gt, v1, v2, rs, re, sc, gs):
     for m in range(n):
         off, rs, re, top, multi, mrows = _runs(u[m], K, L, rs, re)
         f, l = _spans(top, L)
-        if sc.shape[1] < len(rs): sc = np.empty((9, len(rs)), np.int32)
+        if sc.shape[1] < len(rs): sc = np.empty((10, len(rs)), np.int32)
         none = _best_iou(0, 0, 0, 0, gt[m])                  # no contour: the box (0,0,0,0)
         for k in range(L):
             if f[k] < 0: v1[m, k] = v2[m, k] = none; continue
             if multi[k] == 0: _chains(off, rs, re, L, k, f[k], l[k], W, H, gt[m], acc)
-            else:
-                _components(off, rs, re, L, k, f[k], l[k], W, H, gt[m], sc, acc)
+            elif not _components(off, rs, re, L, k, f[k], l[k], W, H, gt[m], sc, acc):   # holes only in those
                 _holes(off, rs, re, L, k, f[k], l[k], mrows[k, :multi[k]], W, H, gt[m], gs, acc)
             v2[m, k] = acc[0]                                # largest contour sure: its lower bound beats all others
             ok = acc[2] < 0 or acc[1] > acc[2]
@@ -349,7 +356,7 @@ def _scratch(H=224, W=224):
     "This thread's reusable scratch arrays for `_levels_ious` (fresh large arrays cost page faults on every call)."
     if getattr(_tls, 'shape', None) != (H, W):
         _tls.shape, _tls.out = (H, W), np.empty((0, H, W), np.uint8)
-        _tls.rs, _tls.re, _tls.sc = np.empty(1 << 16, np.int16), np.empty(1 << 16, np.int16), np.empty((9, 1 << 15), np.int32)
+        _tls.rs, _tls.re, _tls.sc = np.empty(1 << 16, np.int16), np.empty(1 << 16, np.int16), np.empty((10, 1 << 15), np.int32)
         _tls.gs = np.empty((8, H * (W // 2 + 3)), np.int32)
     return _tls
 
