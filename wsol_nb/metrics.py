@@ -12,7 +12,7 @@ from .boxes import PROTOCOLS, Protocol, box_iou, protocol_boxes, center_crop_box
 from .extract import mask_boxes
 
 # %% auto #0
-__all__ = ['cam_thresholds', 'wsol_scoremaps', 'maxboxacc_reference', 'contour_ious', 'random_cams', 'box_accuracy',
+__all__ = ['U32', 'cam_thresholds', 'wsol_scoremaps', 'maxboxacc_reference', 'contour_ious', 'random_cams', 'box_accuracy',
            'max_box_acc', 'plot_curves', 'pxap', 'protocol_maps', 'map_box_ious', 'loc_accuracy', 'evaluate_maps',
            'evaluate_boxes', 'full_image_boxes', 'center_boxes', 'baseline_localizers']
 
@@ -110,53 +110,45 @@ def maxboxacc_reference(maps, # score maps, one (H,W) per image
     return {d: hits[d] * 100 / len(gts) for d in deltas}
 
 # %% ../nbs/02_metrics.ipynb #d686f102
-@njit(cache=True, nogil=True)
-def _runs(u, K, L, rs, re):
-    "Runs of `K[u] > k` per row r and level k: offsets `off[r*L+k]`, starts, ends (`rs`/`re` grown if short), row tops, rows with 2+ runs per level."
-    H, W = u.shape
-    off = np.empty(H * L + 1, np.int32); top = np.zeros(H, np.int32); multi = np.zeros(L, np.int32); mrows = np.empty((L, H + 1), np.int16)
-    d = np.zeros(L + 1, np.int32)
-    p = np.zeros(W + 2, np.int32); up = np.empty(W, np.int32); dn = np.empty(W, np.int32)
-    base = 0
-    for r in range(H):
-        mk = 0
-        for c in range(W): p[c + 1] = K[u[r, c]]; mk = max(mk, p[c + 1])
-        top[r] = mk
-        m = q = 0
-        for c in range(1, W + 1):                 # columns where the level steps up (runs start) and down (runs end)
-            up[m] = c; m += p[c] > p[c - 1]
-            dn[q] = c; q += p[c] > p[c + 1]
-        for i in range(m): d[p[up[i] - 1]] += 1; d[p[up[i]]] -= 1
-        acc, run = base, 0
-        for k in range(mk):
-            run += d[k]; d[k] = 0; mrows[k, multi[k]] = r; multi[k] += run > 1
-            off[r * L + k] = acc; acc += run
-        d[mk] = 0
-        for k in range(mk, L): off[r * L + k] = acc
-        if acc > len(rs):
-            t = np.empty(max(2 * len(rs), acc), np.int16); t[:base] = rs[:base]; rs = t
-            t = np.empty(len(rs), np.int16); t[:base] = re[:base]; re = t
-        o = off[r * L: r * L + mk]                  # write pointers: starts move them to the segment ends,
-        for i in range(m):                          # ends (right to left) move them back
-            c = up[i]
-            for k in range(p[c - 1], p[c]): rs[o[k]] = c - 1; o[k] += 1
-        for i in range(q - 1, -1, -1):
-            c = dn[i]
-            for k in range(p[c + 1], p[c]): o[k] -= 1; re[o[k]] = c - 1
-        base = acc
-    off[H * L] = base
-    return off, rs, re, top, multi, mrows
+U32 = np.uint32   # unsigned indices: numba adds no negative-index wraparound to them (the hot loops run ~2x faster)
 
 @njit(cache=True, nogil=True)
-def _spans(top, L):
-    "First and last row with a run at each level (-1 when the level has none), from each row's top level."
-    H = len(top); f = np.full(L, -1, np.int32); l = np.full(L, -1, np.int32); mf = ml = 0
+def _steps(u, K, L, P, st):
+    """Pass 1 over a uint8 map `u`: each pixel's level count `P[r,c+1] = K[u[r,c]]` (P's columns 0 and W+1 stay 0),
+    the columns where it steps up (`st[0]`) or down (`st[1]`), row r's at `ru[r]:ru[r+1]` / `rd[r]:rd[r+1]`, and the
+    start `S[k]` of level k's runs in the level-major run list."""
+    H, W = u.shape
+    d = np.zeros(L + 1, np.int32); ru = np.empty(H + 1, np.uint32); rd = np.empty(H + 1, np.uint32)
+    uc, dc = st[0], st[1]
+    nu = nd = U32(0)
     for r in range(H):
-        for k in range(mf, top[r]): f[k] = r
-        mf = max(mf, top[r])
-        for k in range(ml, top[H - 1 - r]): l[k] = H - 1 - r
-        ml = max(ml, top[H - 1 - r])
-    return f, l
+        p = P[r]
+        for c in range(W): p[c + 1] = K[u[r, c]]
+        ru[r] = nu; rd[r] = nd
+        for c in range(1, W + 1):                      # branch-free compaction of the step columns
+            uc[nu] = c; nu += U32(p[c] > p[c - 1])
+            dc[nd] = c; nd += U32(p[c] > p[c + 1])
+        for i in range(ru[r], nu):                     # a step up from level a to b starts runs at levels a..b-1
+            c = uc[i]; d[p[c - 1]] += 1; d[p[c]] -= 1
+    ru[H] = nu; rd[H] = nd
+    S = np.empty(L + 1, np.uint32); S[0] = 0; run = 0
+    for k in range(L): run += d[k]; S[k + 1] = S[k] + run
+    return ru, rd, S
+
+@njit(cache=True, nogil=True)
+def _fill(P, st, ru, rd, S, L, R):
+    "Pass 2: the runs of every level, level by level and in (row, column) order within one: rows `R[0]`, first columns `R[1]`, last columns `R[2]`."
+    RR, RS, RE = R[0], R[1], R[2]
+    uc, dc = st[0], st[1]
+    ws = S[:L].copy(); we = S[:L].copy()               # write positions of starts and ends per level
+    for r in range(len(ru) - 1):
+        p = P[r]
+        for i in range(ru[r], ru[r + 1]):
+            c = uc[i]; col = np.int16(c - 1)
+            for k in range(p[c - 1], p[c]): j = ws[k]; RS[j] = col; RR[j] = r; ws[k] = j + U32(1)
+        for i in range(rd[r], rd[r + 1]):
+            c = dc[i]; col = np.int16(c - 1)
+            for k in range(p[c + 1], p[c]): j = we[k]; RE[j] = col; we[k] = j + U32(1)
 
 
 # %% ../nbs/02_metrics.ipynb #f54a7f7b
@@ -191,23 +183,20 @@ def _close(x0, y0, x1, y1, A, W, H, gt, acc):
     else: acc[2] = max(acc[2], A)
 
 @njit(cache=True, nogil=True)
-def _chains(off, rs, re, L, k, f, l, W, H, gt, acc):
-    "Level `k` with at most one run per row: components are chains of touching runs, with exact contour areas."
+def _chains(R, s, t, W, H, gt, acc):
+    "Runs `s:t` of a level with at most one run per row: components are chains of touching runs, with exact contour areas."
+    RR, RS, RE = R[0], R[1], R[2]
     acc[0] = acc[1] = acc[2] = -1.0
-    i = off[f * L + k]; a, b = rs[i], re[i]
-    x0, x1, y0, y1, A2 = a, b, f, f, 0
-    for r in range(f + 1, l + 1):
-        j = off[r * L + k]
-        if j == off[r * L + k + 1]:                          # an empty row ends the chain
-            if y1 >= 0: _close(x0, y0, x1, y1, A2 / 2, W, H, gt, acc); y1 = -1
-            continue
-        c, d = rs[j], re[j]
-        if y1 < 0 or b + 1 < c or d + 1 < a:
-            if y1 >= 0: _close(x0, y0, x1, y1, A2 / 2, W, H, gt, acc)
+    a, b, y = RS[s], RE[s], RR[s]
+    x0, x1, y0, A2 = a, b, y, 0
+    for i in range(s + 1, t):
+        r, c, d = RR[i], RS[i], RE[i]
+        if r != y + 1 or b + 1 < c or d + 1 < a:             # a gap row or no touch ends the chain
+            _close(x0, y0, x1, y, A2 / 2, W, H, gt, acc)
             x0, x1, y0, A2 = c, d, r, 0
         else: A2 += _strip2(a, b, c, d); x0 = min(x0, c); x1 = max(x1, d)
-        a, b, y1 = c, d, r
-    _close(x0, y0, x1, y1, A2 / 2, W, H, gt, acc)
+        a, b, y = c, d, r
+    _close(x0, y0, x1, y, A2 / 2, W, H, gt, acc)
 
 
 # %% ../nbs/02_metrics.ipynb #87b6eb29
@@ -231,77 +220,95 @@ def _traced_v1(u, lv, gt, img, k):
 
 # %% ../nbs/02_metrics.ipynb #e4139463
 @njit(cache=True, nogil=True)
-def _components(off, rs, re, L, k, f, l, W, H, gt, sc, acc):
-    """8-connected components of level `k` by union-find over runs: `acc` = [best V2 IoU, largest lower bound of a
-    contour area, largest upper bound of any other, the first's box]; exact areas for row-convex components, which
-    have no hole (a hole has on pixels of its component on both sides in a row): returns whether all are."""
-    lab, par, x0, x1, y0, y1, nru, blk, ar2, nodes = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7], sc[8], sc[9]
+def _rows(R, s, t, lo, mr):
+    "Row offsets of runs `s:t` of one level (row r's at `lo[r-f]:lo[r-f+1]`, f its first row) and its rows with 2+ runs into `mr`: their count."
+    RR = R[0]; f = RR[s]; n = 0; j = s; r = f
+    while j < t:
+        lo[r - f] = j; j0 = j
+        while j < t and RR[j] == r: j += 1
+        if j - j0 > 1: mr[n] = r; n += 1
+        r += 1
+        if j < t:
+            while r < RR[j]: lo[r - f] = j; r += 1       # empty rows
+    lo[r - f] = t
+    return n
+
+@njit(cache=True, nogil=True)
+def _components(R, lo, f, l, W, H, gt, sc, acc):
+    """8-connected components of one level by union-find over its runs (rows f..l, offsets `lo`): `acc` = [best V2
+    IoU, largest lower bound of a contour area, largest upper bound of any other, the first's box]; exact areas for
+    components with one run per row. Returns whether no component has a hole: runs and their touching pairs form a
+    graph whose independent cycles are the holes, so a component has `edges - runs + 1` of them."""
+    RS, RE = R[1], R[2]
+    lab, par, x0, x1, y0, y1, nru, blk, ar2, nodes, ned = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7], sc[8], sc[9], sc[10]
     nn = 0
     cur, a, b, y, bx0, bx1, n, bk, A2 = -1, 0, 0, 0, W, -1, 0, 0, 0   # cur: node of the band of single touching runs
     for r in range(f, l + 1):
-        s, t = off[r * L + k], off[r * L + k + 1]
-        p, q = off[(r - 1) * L + k], off[(r - 1) * L + k + 1]
-        if cur >= 0 and t - s == 1 and rs[s] <= b + 1 and a <= re[s] + 1:   # the band goes on: sums in registers
-            c, d = rs[s], re[s]; lab[s] = cur
+        s, t = lo[r - f], lo[r - f + 1]
+        if cur >= 0 and t - s == 1 and RS[s] <= b + 1 and a <= RE[s] + 1:   # the band goes on: sums in registers
+            c, d = RS[s], RE[s]; lab[s] = cur
             bx0 = min(bx0, c); bx1 = max(bx1, d); n += 1; bk += max(0, min(b, d) - max(a, c)); A2 += _strip2(a, b, c, d)
             a, b, y = c, d, r
             continue
-        if cur >= 0:                                         # the band ends: into its component
+        if cur >= 0:                                         # the band ends: into its component (n runs, n edges)
             i = _find(par, cur)
-            x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); nru[i] += n; blk[i] += bk; ar2[i] += A2
+            x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); nru[i] += n; ned[i] += n; blk[i] += bk; ar2[i] += A2
             cur = -1
         for i in range(s, t):
-            lab[i] = par[i] = i; x0[i] = rs[i]; x1[i] = re[i]; y0[i] = y1[i] = r; nru[i] = 1; blk[i] = ar2[i] = 0
+            lab[i] = par[i] = i; x0[i] = RS[i]; x1[i] = RE[i]; y0[i] = y1[i] = r; nru[i] = 1; ned[i] = blk[i] = ar2[i] = 0
             nodes[nn] = i; nn += 1
-        i, j = p, s
-        while r > f and i < q and j < t:                    # link touching runs of rows r-1 and r
-            a, b, c, d = rs[i], re[i], rs[j], re[j]
-            if b + 1 < c: i += 1; continue
-            if d + 1 < a: j += 1; continue
-            ri, rj = _find(par, lab[i]), _find(par, lab[j])
-            if ri != rj:
-                if ri > rj: ri, rj = rj, ri
-                par[rj] = ri
-                x0[ri] = min(x0[ri], x0[rj]); x1[ri] = max(x1[ri], x1[rj]); y1[ri] = max(y1[ri], y1[rj])
-                nru[ri] += nru[rj]; blk[ri] += blk[rj]; ar2[ri] += ar2[rj]
-            blk[ri] += max(0, min(b, d) - max(a, c))         # 2x2 blocks of on pixels: inside the contour
-            ar2[ri] += _strip2(a, b, c, d)
-            if b < d: i += 1
-            else: j += 1
+        if r > f:
+            i, q, j = lo[r - f - 1], s, s
+            while i < q and j < t:                           # link touching runs of rows r-1 and r
+                a, b, c, d = RS[i], RE[i], RS[j], RE[j]
+                if b + 1 < c: i += 1; continue
+                if d + 1 < a: j += 1; continue
+                ri, rj = _find(par, lab[i]), _find(par, lab[j])
+                if ri != rj:
+                    if ri > rj: ri, rj = rj, ri
+                    par[rj] = ri
+                    x0[ri] = min(x0[ri], x0[rj]); x1[ri] = max(x1[ri], x1[rj]); y1[ri] = max(y1[ri], y1[rj])
+                    nru[ri] += nru[rj]; ned[ri] += ned[rj]; blk[ri] += blk[rj]; ar2[ri] += ar2[rj]
+                ned[ri] += 1
+                blk[ri] += max(0, min(b, d) - max(a, c))     # 2x2 blocks of on pixels: inside the contour
+                ar2[ri] += _strip2(a, b, c, d)
+                if b < d: i += 1
+                else: j += 1
         cur = s if t - s == 1 else -1
-        if cur >= 0: a, b, y, bx0, bx1, n, bk, A2 = rs[s], re[s], r, W, -1, 0, 0, 0
+        if cur >= 0: a, b, y, bx0, bx1, n, bk, A2 = RS[s], RE[s], r, W, -1, 0, 0, 0
     if cur >= 0:
         i = _find(par, cur)
-        x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); nru[i] += n; blk[i] += bk; ar2[i] += A2
-    acc[0] = acc[1] = acc[2] = -1.0; ub1 = -1.0; conv = True
+        x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); nru[i] += n; ned[i] += n; blk[i] += bk; ar2[i] += A2
+    acc[0] = acc[1] = acc[2] = -1.0; ub1 = -1.0; nohole = True
     for i in nodes[:nn]:                                     # the components' roots
         if par[i] != i: continue
         acc[0] = max(acc[0], _best_iou(x0[i], y0[i], min(x1[i] + 1, W - 1), min(y1[i] + 1, H - 1), gt))
         if nru[i] == y1[i] - y0[i] + 1: lb = ub = ar2[i] / 2     # one run per row: the exact area
-        else: lb, ub, conv = float(blk[i]), float((x1[i] - x0[i]) * (y1[i] - y0[i])), False
+        else: lb, ub = float(blk[i]), float((x1[i] - x0[i]) * (y1[i] - y0[i])); nohole &= ned[i] < nru[i]
         if lb > acc[1]:
             acc[2] = max(acc[2], ub1); acc[1] = lb; ub1 = ub
             acc[3] = x0[i]; acc[4] = y0[i]; acc[5] = x1[i]; acc[6] = y1[i]
         else: acc[2] = max(acc[2], ub)
-    return conv
+    return nohole
 
 @njit(cache=True, nogil=True, inline='always')
-def _outside(off, rs, re, L, k, r, a, b):
+def _outside(R, lo, f, r, a, b):
     "Whether columns a..b of row r hold an off pixel that reaches the border along row r (or the row is empty)."
-    s, t = off[r * L + k], off[r * L + k + 1]
-    return s == t or a < rs[s] or b > re[t - 1]
+    s, t = lo[r - f], lo[r - f + 1]
+    return s == t or a < R[1][s] or b > R[2][t - 1]
 
 @njit(cache=True, nogil=True)
-def _holes(off, rs, re, L, k, f, l, rows, W, H, gt, gs, acc):
-    "Holes of level `k`: gaps between runs (in `rows`, those with 2+ runs), 4-connected across rows, never reaching the border."
+def _holes(R, lo, f, l, rows, W, H, gt, gs, acc):
+    "Holes of one level: gaps between runs (in `rows`, those with 2+ runs), 4-connected across rows, never reaching the border."
+    RS, RE = R[1], R[2]
     par, ga, gb, x0, x1, y0, y1, bd = gs[0], gs[1], gs[2], gs[3], gs[4], gs[5], gs[6], gs[7]
     n = prev = 0; pr = -2
     for r in rows:
-        s, t, start = off[r * L + k], off[r * L + k + 1], n
+        s, t, start = lo[r - f], lo[r - f + 1], n
         for i in range(s, t - 1):                            # the gaps between the runs of row r
-            a, b = re[i] + 1, rs[i + 1] - 1
+            a, b = RE[i] + 1, RS[i + 1] - 1
             ga[n] = a; gb[n] = b; par[n] = n; x0[n] = a; x1[n] = b; y0[n] = y1[n] = r
-            bd[n] = r == f or r == l or _outside(off, rs, re, L, k, r - 1, a, b) or _outside(off, rs, re, L, k, r + 1, a, b)
+            bd[n] = r == f or r == l or _outside(R, lo, f, r - 1, a, b) or _outside(R, lo, f, r + 1, a, b)
             n += 1
         i, j = prev if pr == r - 1 else start, start
         while i < start and j < n:                           # link overlapping gaps of rows r-1 and r
@@ -324,25 +331,34 @@ def _holes(off, rs, re, L, k, f, l, rows, W, H, gt, gs, acc):
 
 # %% ../nbs/02_metrics.ipynb #c6cafe02
 @njit(cache=True, nogil=True)
-def _levels_ious(u, K, L, gt, v1, v2, rs, re, sc, gs):
+def _levels_ious(u, K, L, gt, v1, v2, P, st, R, sc, gs):
     """Best IoU per level of uint8 maps `u` (n,H,W), V1 (NaN where not certain: cv2 decides) and V2, into v1/v2 (n,L);
-    rs, re, sc, gs: scratch (see `_scratch`), returned grown when they were short."""
+    P, st, R, sc, gs: scratch (see `_scratch`); R and sc are returned grown when they were short."""
     n, H, W = u.shape
-    acc = np.empty(7)
+    acc = np.empty(7); lo = np.empty(H + 2, np.int32); mr = np.empty(H, np.int32)
     for m in range(n):
-        off, rs, re, top, multi, mrows = _runs(u[m], K, L, rs, re)
-        f, l = _spans(top, L)
-        if sc.shape[1] < len(rs): sc = np.empty((10, len(rs)), np.int32)
+        ru, rd, S = _steps(u[m], K, L, P, st)
+        if R.shape[1] < S[L]: R = np.empty((3, max(2 * R.shape[1], S[L])), np.int16)
+        if sc.shape[1] < S[L]: sc = np.empty((11, R.shape[1]), np.int32)
+        _fill(P, st, ru, rd, S, L, R)
+        RR = R[0]
         none = _best_iou(0, 0, 0, 0, gt[m])                  # no contour: the box (0,0,0,0)
         for k in range(L):
-            if f[k] < 0: v1[m, k] = v2[m, k] = none; continue
-            if multi[k] == 0: _chains(off, rs, re, L, k, f[k], l[k], W, H, gt[m], acc)
-            elif not _components(off, rs, re, L, k, f[k], l[k], W, H, gt[m], sc, acc):   # holes only in those
-                _holes(off, rs, re, L, k, f[k], l[k], mrows[k, :multi[k]], W, H, gt[m], gs, acc)
+            s, t = np.int64(S[k]), np.int64(S[k + 1])
+            if s == t: v1[m, k] = v2[m, k] = none; continue
+            multi = False                                    # two runs in a row?
+            for i in range(s, t - 1):
+                if RR[i] == RR[i + 1]: multi = True; break
+            if not multi: _chains(R, s, t, W, H, gt[m], acc)
+            else:
+                f, l = RR[s], RR[t - 1]
+                nm = _rows(R, s, t, lo, mr)
+                if not _components(R, lo, f, l, W, H, gt[m], sc, acc):   # the hole search only where there are holes
+                    _holes(R, lo, f, l, mr[:nm], W, H, gt[m], gs, acc)
             v2[m, k] = acc[0]                                # largest contour sure: its lower bound beats all others
             ok = acc[2] < 0 or acc[1] > acc[2]
             v1[m, k] = _best_iou(int(acc[3]), int(acc[4]), min(int(acc[5]) + 1, W - 1), min(int(acc[6]) + 1, H - 1), gt[m]) if ok else np.nan
-    return rs, re, sc
+    return R, sc
 
 
 # %% ../nbs/02_metrics.ipynb #93b7464e
@@ -356,14 +372,15 @@ def _scratch(H=224, W=224):
     "This thread's reusable scratch arrays for `_levels_ious` (fresh large arrays cost page faults on every call)."
     if getattr(_tls, 'shape', None) != (H, W):
         _tls.shape, _tls.out = (H, W), np.empty((0, H, W), np.uint8)
-        _tls.rs, _tls.re, _tls.sc = np.empty(1 << 16, np.int16), np.empty(1 << 16, np.int16), np.empty((10, 1 << 15), np.int32)
+        _tls.P, _tls.st = np.zeros((H, W + 2), np.int16), np.empty((2, H * (W + 1)), np.int16)
+        _tls.R, _tls.sc = np.empty((3, 1 << 15), np.int16), np.empty((11, 1 << 15), np.int32)
         _tls.gs = np.empty((8, H * (W // 2 + 3)), np.int32)
     return _tls
 
 def _kernel(u, K, L, gt, v1, v2):
     "`_levels_ious` with this thread's scratch."
     t = _scratch(*u.shape[1:])
-    t.rs, t.re, t.sc = _levels_ious(u, K, L, gt, v1, v2, t.rs, t.re, t.sc, t.gs)
+    t.R, t.sc = _levels_ious(u, K, L, gt, v1, v2, t.P, t.st, t.R, t.sc, t.gs)
 
 def _group_ious(u, lv, gt, stats, threads=None):
     "Exact best IoU per image and level, V1 and V2 `(n,L)`, of uint8 maps `u` at strictly increasing levels `lv`."
