@@ -38,9 +38,19 @@ def _np_maps(maps, ids=None):
         out.append(m)
     return out
 
+def _frame(maps, size=224, ids=None):
+    "Float32 maps `(N,size,size)`: an array already at the size as it is, anything else checked (`_np_maps`) and cubic-resized."
+    a = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else maps
+    if isinstance(a, np.ndarray) and a.dtype == np.float32 and a.ndim == 3 and a.shape[1:] == (size, size):
+        return np.ascontiguousarray(a)
+    ms = _np_maps(maps, ids)          # cv2.resize to the same size is a plain copy: skipped
+    rs = [m if m.shape == (size, size) else cv2.resize(m, (size, size), interpolation=cv2.INTER_CUBIC) for m in ms]
+    return np.stack(rs) if rs else np.zeros((0, size, size), np.float32)
+
 @njit(cache=True, nogil=True)
-def _to_u8(c, out):
-    "Min-max (constant or NaN -> 0) and `uint8(m*255)` of float32 maps `c` (n,H,W) into `out`, in float32 as numpy does; -1, or the first map with an infinite value."
+def _to_u8(c, out, mxs):
+    """Min-max (constant or NaN -> 0) and `uint8(m*255)` of float32 maps `c` (n,H,W) into `out`, in float32 as numpy
+    does, each map's maximum into `mxs` (255, or 0); -1, or the first map with an infinite value."""
     f = np.float32(255)
     for i in range(c.shape[0]):
         m, o = c[i].ravel(), out[i].ravel()            # flat loops: compiled to SIMD
@@ -48,29 +58,24 @@ def _to_u8(c, out):
         for j in range(m.size): v = m[j]; nan |= v != v; inf |= np.isinf(v); mn = min(mn, v); mx = max(mx, v)
         if inf: return i
         d = mx - mn
-        if nan or d == 0: o[:] = 0; continue
+        if nan or d == 0: o[:] = 0; mxs[i] = 0; continue
         for j in range(m.size): o[j] = np.uint8((m[j] - mn) / d * f)
+        mxs[i] = 255                                   # (mx - mn) / d is exactly 1
     return -1
+
+def _inf_error(bad, ids): return ValueError(f'score map of image {ids[bad] if ids is not None else bad} has infinite values')
 
 def wsol_scoremaps(maps, # score maps: a (N,H,W) array/tensor or a list of (H,W) maps of any sizes
                    size:int=224, # side of the evaluation frame
                    ids:list|None=None, # image ids for error messages
-                   chunk:int=8, # images resized and normalised at once (cache-sized)
-                   out:np.ndarray|None=None): # uint8 array (>= N,size,size) to write into (returned: its first N)
+                   chunk:int=8): # images resized and normalised at once (cache-sized)
     "wsolevaluation's uint8 score maps `(N,size,size)`: cubic resize, min-max (constant or NaN -> 0), `uint8(m*255)`."
-    a = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else maps
-    if isinstance(a, np.ndarray) and a.dtype == np.float32 and a.ndim == 3 and a.shape[1:] == (size, size):
-        out = np.empty(a.shape, np.uint8) if out is None else out[:len(a)]
-        if (bad := _to_u8(a, out)) >= 0:             # one array already at the size: no copies
-            raise ValueError(f'score map of image {ids[bad] if ids is not None else bad} has infinite values')
-        return out
-    ms = _np_maps(maps, ids)
-    out = np.empty((len(ms), size, size), np.uint8) if out is None else out[:len(ms)]
-    for s in range(0, len(ms), chunk):
-        c = np.stack([m if m.shape == (size, size) else cv2.resize(m, (size, size), interpolation=cv2.INTER_CUBIC)
-                      for m in ms[s:s+chunk]])   # cv2.resize to the same size is a plain copy: skipped
-        _to_u8(c, out[s:s+len(c)])                   # infinite values were refused above
+    n = len(maps); out = np.empty((n, size, size), np.uint8); mxs = np.empty(chunk, np.int64)
+    for s in range(0, n, chunk):
+        c = _frame(maps[s:s+chunk], size, list(range(s, min(n, s+chunk))) if ids is None else ids[s:s+chunk])
+        if (bad := _to_u8(c, out[s:s+len(c)], mxs)) >= 0: raise _inf_error(s + bad, ids)
     return out
+
 
 # %% ../nbs/02_metrics.ipynb #be2994bc
 def _gt224(gt_boxes, sizes, protocol='wsoleval'):
@@ -208,14 +213,22 @@ def _iou1(a, g):
     ar = lambda b: (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
     return w*h / (ar(a) + ar(g) - w*h)
 
-def _traced_v1(u, lv, gt, img, k):
-    "V1's best IoU at the levels `(img,k)` the run pass left open: `cv2.findContours`, largest `cv2.contourArea`."
+def _traced_v1(u, taus, gt, img, k):
+    "V1's best IoU at the thresholds `(img,k)` the run pass left open: `cv2.findContours` at `int(tau*max)`, largest `cv2.contourArea`."
     H, W = u.shape[1:]; out = np.empty(len(img))
     for j, (i, kk) in enumerate(zip(img.tolist(), k.tolist())):
-        b = cv2.threshold(u[i], int(lv[kk]), 255, cv2.THRESH_BINARY)[1]
+        b = cv2.threshold(u[i], int(taus[kk] * u[i].max()), 255, cv2.THRESH_BINARY)[1]
         x, y, w, h = cv2.boundingRect(max(cv2.findContours(b, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2], key=cv2.contourArea))
         out[j] = _iou1(np.array([x, y, min(x + w, W - 1), min(y + h, H - 1)]), gt[i]).max()
     return out
+
+def _trace_open(v1, taus, gt, u8_of):
+    "Fill in the NaNs of `v1` (n,T) with `_traced_v1`; `u8_of(rows)`: those images' uint8 maps. Returns their number."
+    img, k = np.nonzero(np.isnan(v1))
+    if len(img):
+        rows = np.unique(img)
+        v1[img, k] = _traced_v1(u8_of(rows), taus, gt[rows], np.searchsorted(rows, img), k)
+    return len(img)
 
 
 # %% ../nbs/02_metrics.ipynb #e4139463
@@ -331,12 +344,31 @@ def _holes(R, lo, f, l, rows, W, H, gt, gs, acc):
 
 # %% ../nbs/02_metrics.ipynb #c6cafe02
 @njit(cache=True, nogil=True)
-def _levels_ious(u, K, L, gt, v1, v2, P, st, R, sc, gs):
-    """Best IoU per level of uint8 maps `u` (n,H,W), V1 (NaN where not certain: cv2 decides) and V2, into v1/v2 (n,L);
-    P, st, R, sc, gs: scratch (see `_scratch`); R and sc are returned grown when they were short."""
-    n, H, W = u.shape
+def _levels(mx, taus, ul, inv, K):
+    """The evaluator's levels `int(tau*mx)` for increasing `taus`: the distinct ones into `ul` (their number returned),
+    each threshold's into `inv`, and `K[x]`, the number of levels below value x (x is on at levels k < K[x])."""
+    L = 0
+    for j in range(len(taus)):
+        x = np.int64(taus[j] * np.float64(mx))
+        if L == 0 or x != ul[L - 1]: ul[L] = x; L += 1
+        inv[j] = L - 1
+    k = 0
+    for x in range(257):
+        while k < L and ul[k] < x: k += 1
+        K[x] = k
+    return L
+
+@njit(cache=True, nogil=True)
+def _levels_ious(u, mxs, taus, gt, v1, v2, P, st, R, sc, gs):
+    """Best IoU per threshold of uint8 maps `u` (n,H,W) with maxima `mxs`, V1 (NaN where not certain: cv2 decides) and
+    V2, into v1/v2 (n,T); P, st, R, sc, gs: scratch (see `_scratch`). Returns the number of distinct levels, and R
+    and sc, grown when they were short."""
+    n, H, W = u.shape; T = len(taus)
     acc = np.empty(7); lo = np.empty(H + 2, np.int32); mr = np.empty(H, np.int32)
+    ul = np.empty(T, np.int64); inv = np.empty(T, np.int64); K = np.empty(257, np.int32); w1 = np.empty(T); w2 = np.empty(T)
+    nlev = 0
     for m in range(n):
+        L = _levels(mxs[m], taus, ul, inv, K); nlev += L
         ru, rd, S = _steps(u[m], K, L, P, st)
         if R.shape[1] < S[L]: R = np.empty((3, max(2 * R.shape[1], S[L])), np.int16)
         if sc.shape[1] < S[L]: sc = np.empty((11, R.shape[1]), np.int32)
@@ -345,7 +377,7 @@ def _levels_ious(u, K, L, gt, v1, v2, P, st, R, sc, gs):
         none = _best_iou(0, 0, 0, 0, gt[m])                  # no contour: the box (0,0,0,0)
         for k in range(L):
             s, t = np.int64(S[k]), np.int64(S[k + 1])
-            if s == t: v1[m, k] = v2[m, k] = none; continue
+            if s == t: w1[k] = w2[k] = none; continue
             multi = False                                    # two runs in a row?
             for i in range(s, t - 1):
                 if RR[i] == RR[i + 1]: multi = True; break
@@ -355,10 +387,22 @@ def _levels_ious(u, K, L, gt, v1, v2, P, st, R, sc, gs):
                 nm = _rows(R, s, t, lo, mr)
                 if not _components(R, lo, f, l, W, H, gt[m], sc, acc):   # the hole search only where there are holes
                     _holes(R, lo, f, l, mr[:nm], W, H, gt[m], gs, acc)
-            v2[m, k] = acc[0]                                # largest contour sure: its lower bound beats all others
+            w2[k] = acc[0]                                   # largest contour sure: its lower bound beats all others
             ok = acc[2] < 0 or acc[1] > acc[2]
-            v1[m, k] = _best_iou(int(acc[3]), int(acc[4]), min(int(acc[5]) + 1, W - 1), min(int(acc[6]) + 1, H - 1), gt[m]) if ok else np.nan
-    return R, sc
+            w1[k] = _best_iou(int(acc[3]), int(acc[4]), min(int(acc[5]) + 1, W - 1), min(int(acc[6]) + 1, H - 1), gt[m]) if ok else np.nan
+        for j in range(T): v1[m, j] = w1[inv[j]]; v2[m, j] = w2[inv[j]]
+    return nlev, R, sc
+
+@njit(cache=True, nogil=True)
+def _maps_levels_ious(c, taus, gt, v1, v2, u1, P, st, R, sc, gs):
+    """`_levels_ious` of float32 maps `c` (n,H,W), each quantised as `_to_u8` into `u1` (1,H,W) just before (it stays
+    in cache): (-1 or the first map with an infinite value, the number of distinct levels, R, sc)."""
+    mx = np.empty(1, np.int64); nlev = 0
+    for m in range(c.shape[0]):
+        if _to_u8(c[m:m + 1], u1, mx) >= 0: return m, nlev, R, sc
+        L, R, sc = _levels_ious(u1, mx, taus, gt[m:m + 1], v1[m:m + 1], v2[m:m + 1], P, st, R, sc, gs)
+        nlev += L
+    return -1, nlev, R, sc
 
 
 # %% ../nbs/02_metrics.ipynb #93b7464e
@@ -371,57 +415,44 @@ _tls = threading.local()
 def _scratch(H=224, W=224):
     "This thread's reusable scratch arrays for `_levels_ious` (fresh large arrays cost page faults on every call)."
     if getattr(_tls, 'shape', None) != (H, W):
-        _tls.shape, _tls.out = (H, W), np.empty((0, H, W), np.uint8)
+        _tls.shape, _tls.u1 = (H, W), np.empty((1, H, W), np.uint8)
         _tls.P, _tls.st = np.zeros((H, W + 2), np.int16), np.empty((2, H * (W + 1)), np.int16)
         _tls.R, _tls.sc = np.empty((3, 1 << 15), np.int16), np.empty((11, 1 << 15), np.int32)
         _tls.gs = np.empty((8, H * (W // 2 + 3)), np.int32)
     return _tls
 
-def _kernel(u, K, L, gt, v1, v2):
-    "`_levels_ious` with this thread's scratch."
-    t = _scratch(*u.shape[1:])
-    t.R, t.sc = _levels_ious(u, K, L, gt, v1, v2, t.P, t.st, t.R, t.sc, t.gs)
+def _gt_array(gt_boxes):
+    "Per image GT boxes as one int64 array `(N,G,4)`, shorter lists padded with their first box; an image needs one."
+    if any(len(g) == 0 for g in gt_boxes): raise ValueError('every image needs at least one GT box')
+    G = max(len(g) for g in gt_boxes)
+    return np.stack([g if len(g) == G else np.concatenate([g, np.repeat(g[:1], G-len(g), 0)]) for g in gt_boxes]).astype(np.int64)
 
-def _group_ious(u, lv, gt, stats, threads=None):
-    "Exact best IoU per image and level, V1 and V2 `(n,L)`, of uint8 maps `u` at strictly increasing levels `lv`."
-    n, L = len(u), len(lv)
-    K = np.searchsorted(lv, np.arange(257), 'left').astype(np.int32)   # value x is on at levels k < K[x]
-    v1, v2 = np.empty((n, L)), np.empty((n, L))
-    nt = threads or _threads()
-    if nt == 1: _kernel(u, K, L, gt, v1, v2)
-    else:
-        cuts = np.linspace(0, n, min(n, 4*nt) + 1).astype(int)   # a few parts per thread
-        def part(s, e): _kernel(u[s:e], K, L, gt[s:e], v1[s:e], v2[s:e])
-        with ThreadPoolExecutor(nt) as ex: list(ex.map(part, cuts[:-1], cuts[1:]))
-    img, k = np.nonzero(np.isnan(v1))
-    if len(img): v1[img, k] = _traced_v1(u, lv, gt, img, k)
-    stats['traced'] = stats.get('traced', 0) + len(img)
-    return v1, v2
+def _chunked(n, part, stats, threads=None, chunk=32):
+    """`part(s, e)` -> (levels, traced) over chunks of at most `chunk` images on CPU threads (default: `_threads()`),
+    at least 8 chunks per thread so that the threads finish together; counts into `stats`."""
+    nt = threads or _threads(); chunk = max(1, min(chunk, -(-n // (8 * nt))))
+    cuts = list(range(0, n, chunk)) + [n]
+    with ThreadPoolExecutor(nt) as ex: res = list(ex.map(part, cuts[:-1], cuts[1:]))
+    for k, v in zip(('levels', 'traced'), np.sum(res, 0).tolist() if res else (0, 0)): stats[k] = stats.get(k, 0) + v
 
 def contour_ious(u8, # uint8 score maps (N,224,224) from `wsol_scoremaps`
-                 taus, # thresholds (`cam_thresholds`)
+                 taus, # increasing thresholds (`cam_thresholds`)
                  gt_boxes, # per image (k,4) GT boxes in the map frame (k >= 1)
                  stats:dict|None=None, # filled with 'levels' and 'traced' (levels that needed cv2)
                  threads:int|None=None): # CPU threads (default: the CPUs available, at most 8)
     "Exact best IoU (+1 convention) per image and threshold: largest contour (V1) and all contours (V2), `(N,T)` each."
-    n, T = len(u8), len(taus)
-    stats = {} if stats is None else stats
-    if n == 0: return np.zeros((0, T)), np.zeros((0, T))
-    if any(len(g) == 0 for g in gt_boxes): raise ValueError('every image needs at least one GT box')
-    G = max((len(g) for g in gt_boxes), default=1)
-    gt = np.stack([np.concatenate([g, np.repeat(g[:1], G-len(g), 0)]) for g in gt_boxes]).astype(np.int64)
-    u8 = np.ascontiguousarray(u8, np.uint8)
-    mx = u8.reshape(n, -1).max(1)
+    n, T, stats = len(u8), len(taus), ({} if stats is None else stats)
     v1, v2 = np.empty((n, T)), np.empty((n, T))
-    for m in np.unique(mx):
-        i = np.flatnonzero(mx == m)
-        lv = (taus * np.float64(m)).astype(np.int64)          # int(tau * u8.max()) as the evaluator
-        if m == 0:                                         # nothing is ever on: the box (0,0,0,0)
-            v1[i] = v2[i] = _iou1(np.zeros((len(i), 1, 4), np.int64), gt[i, None]).max(-1); continue
-        ul, inv = np.unique(lv, return_inverse=True)       # duplicated levels (small intervals) computed once
-        a, b = _group_ious(u8 if len(i) == n else u8[i], ul, gt[i], stats, threads)
-        v1[i], v2[i] = a[:, inv], b[:, inv]
-        stats['levels'] = stats.get('levels', 0) + len(i)*len(ul)
+    if n == 0: return v1, v2
+    taus = np.asarray(taus, np.float64)
+    if (np.diff(taus) < 0).any(): raise ValueError('thresholds must be increasing')
+    gt, u8 = _gt_array(gt_boxes), np.ascontiguousarray(u8, np.uint8)
+    mxs = u8.reshape(n, -1).max(1).astype(np.int64)
+    def part(s, e):
+        t = _scratch(*u8.shape[1:])
+        lev, t.R, t.sc = _levels_ious(u8[s:e], mxs[s:e], taus, gt[s:e], v1[s:e], v2[s:e], t.P, t.st, t.R, t.sc, t.gs)
+        return lev, _trace_open(v1[s:e], taus, gt[s:e], lambda rows: u8[s:e][rows])
+    _chunked(n, part, stats, threads)
     return v1, v2
 
 
@@ -458,20 +489,19 @@ def random_cams(n:int, # number of maps
 # %% ../nbs/02_metrics.ipynb #0d029a70
 def _hits(v, d): return (v >= d/100).sum(0) * 100 / len(v) if len(v) else np.zeros(v.shape[1])
 
-def _maps_ious(maps, taus, gts, ids=None, stats=None, threads=None, chunk=32):
-    "`contour_ious` of float score maps, quantised and traced `chunk` maps at a time (they stay in cache) on CPU threads."
-    n, stats = len(maps), ({} if stats is None else stats)
-    if n == 0: return contour_ious(np.zeros((0, 224, 224), np.uint8), taus, [], stats)
-    cuts = list(range(0, n, chunk)) + [n]; sts = [{} for _ in cuts[:-1]]
-    def part(j):
-        s, e = cuts[j], cuts[j+1]
-        t = _scratch()
-        if len(t.out) < e - s: t.out = np.empty((chunk, 224, 224), np.uint8)
-        u = wsol_scoremaps(maps[s:e], ids=list(range(s, e)) if ids is None else ids[s:e], out=t.out)
-        return contour_ious(u, taus, gts[s:e], sts[j], threads=1)
-    with ThreadPoolExecutor(threads or _threads()) as ex: res = list(ex.map(part, range(len(sts))))
-    for k in ('levels', 'traced'): stats[k] = stats.get(k, 0) + sum(st.get(k, 0) for st in sts)
-    return np.concatenate([r[0] for r in res]), np.concatenate([r[1] for r in res])
+def _maps_ious(maps, taus, gts, ids=None, stats=None, threads=None):
+    "`contour_ious` of float score maps, each quantised just before it is traced, in chunks over CPU threads."
+    n, T, stats = len(maps), len(taus), ({} if stats is None else stats)
+    v1, v2 = np.empty((n, T)), np.empty((n, T))
+    if n == 0: return v1, v2
+    gt = _gt_array(gts)
+    def part(s, e):
+        c, t = _frame(maps[s:e], 224, list(range(s, e)) if ids is None else ids[s:e]), _scratch()
+        bad, lev, t.R, t.sc = _maps_levels_ious(c, taus, gt[s:e], v1[s:e], v2[s:e], t.u1, t.P, t.st, t.R, t.sc, t.gs)
+        if bad >= 0: raise _inf_error(s + bad, ids)
+        return lev, _trace_open(v1[s:e], taus, gt[s:e], lambda rows: wsol_scoremaps(c[rows]))
+    _chunked(n, part, stats, threads)
+    return v1, v2
 
 def box_accuracy(maps, # score maps, one (H,W) per image
                  gt_boxes, # per image (k,4) xyxy GT boxes
