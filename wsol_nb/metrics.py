@@ -12,7 +12,7 @@ from .boxes import PROTOCOLS, Protocol, box_iou, protocol_boxes, center_crop_box
 from .extract import mask_boxes
 
 # %% auto #0
-__all__ = ['U32', 'cam_thresholds', 'wsol_scoremaps', 'maxboxacc_reference', 'contour_ious', 'random_cams', 'box_accuracy',
+__all__ = ['cam_thresholds', 'wsol_scoremaps', 'maxboxacc_reference', 'contour_ious', 'random_cams', 'box_accuracy',
            'max_box_acc', 'plot_curves', 'pxap', 'protocol_maps', 'map_box_ious', 'loc_accuracy', 'evaluate_maps',
            'evaluate_boxes', 'full_image_boxes', 'center_boxes', 'baseline_localizers']
 
@@ -47,7 +47,13 @@ def _frame(maps, size=224, ids=None):
     rs = [m if m.shape == (size, size) else cv2.resize(m, (size, size), interpolation=cv2.INTER_CUBIC) for m in ms]
     return np.stack(rs) if rs else np.zeros((0, size, size), np.float32)
 
-@njit(cache=True, nogil=True)
+def _jit(f=None, **kw):
+    """`numba.njit` without the GIL, cached on disk for the library; a function defined in a notebook cell compiles
+    afresh, since numba's cache would keep a caller compiled against an old version of a function from another cell."""
+    if f is None: return lambda g: _jit(g, **kw)
+    return njit(cache=f.__module__ != '__main__', nogil=True, **kw)(f)
+
+@_jit
 def _to_u8(c, out, mxs):
     """Min-max (constant or NaN -> 0) and `uint8(m*255)` of float32 maps `c` (n,H,W) into `out`, in float32 as numpy
     does, each map's maximum into `mxs` (255, or 0); -1, or the first map with an infinite value."""
@@ -115,9 +121,9 @@ def maxboxacc_reference(maps, # score maps, one (H,W) per image
     return {d: hits[d] * 100 / len(gts) for d in deltas}
 
 # %% ../nbs/02_metrics.ipynb #d686f102
-U32 = np.uint32   # unsigned indices: numba adds no negative-index wraparound to them (the hot loops run ~2x faster)
+_u32 = np.uint32   # unsigned indices: numba adds no negative-index wraparound to them (the hot loops run ~2x faster)
 
-@njit(cache=True, nogil=True)
+@_jit
 def _steps(u, K, L, P, st):
     """Pass 1 over a uint8 map `u`: each pixel's level count `P[r,c+1] = K[u[r,c]]` (P's columns 0 and W+1 stay 0),
     the columns where it steps up (`st[0]`) or down (`st[1]`), row r's at `ru[r]:ru[r+1]` / `rd[r]:rd[r+1]`, and the
@@ -125,14 +131,14 @@ def _steps(u, K, L, P, st):
     H, W = u.shape
     d = np.zeros(L + 1, np.int32); ru = np.empty(H + 1, np.uint32); rd = np.empty(H + 1, np.uint32)
     uc, dc = st[0], st[1]
-    nu = nd = U32(0)
+    nu = nd = _u32(0)
     for r in range(H):
         p = P[r]
         for c in range(W): p[c + 1] = K[u[r, c]]
         ru[r] = nu; rd[r] = nd
         for c in range(1, W + 1):                      # branch-free compaction of the step columns
-            uc[nu] = c; nu += U32(p[c] > p[c - 1])
-            dc[nd] = c; nd += U32(p[c] > p[c + 1])
+            uc[nu] = c; nu += _u32(p[c] > p[c - 1])
+            dc[nd] = c; nd += _u32(p[c] > p[c + 1])
         for i in range(ru[r], nu):                     # a step up from level a to b starts runs at levels a..b-1
             c = uc[i]; d[p[c - 1]] += 1; d[p[c]] -= 1
     ru[H] = nu; rd[H] = nd
@@ -140,7 +146,7 @@ def _steps(u, K, L, P, st):
     for k in range(L): run += d[k]; S[k + 1] = S[k] + run
     return ru, rd, S
 
-@njit(cache=True, nogil=True)
+@_jit
 def _fill(P, st, ru, rd, S, L, R):
     "Pass 2: the runs of every level, level by level and in (row, column) order within one: rows `R[0]`, first columns `R[1]`, last columns `R[2]`."
     RR, RS, RE = R[0], R[1], R[2]
@@ -150,14 +156,14 @@ def _fill(P, st, ru, rd, S, L, R):
         p = P[r]
         for i in range(ru[r], ru[r + 1]):
             c = uc[i]; col = np.int16(c - 1)
-            for k in range(p[c - 1], p[c]): j = ws[k]; RS[j] = col; RR[j] = r; ws[k] = j + U32(1)
+            for k in range(p[c - 1], p[c]): j = ws[k]; RS[j] = col; RR[j] = r; ws[k] = j + _u32(1)
         for i in range(rd[r], rd[r + 1]):
             c = dc[i]; col = np.int16(c - 1)
-            for k in range(p[c + 1], p[c]): j = we[k]; RE[j] = col; we[k] = j + U32(1)
+            for k in range(p[c + 1], p[c]): j = we[k]; RE[j] = col; we[k] = j + _u32(1)
 
 
 # %% ../nbs/02_metrics.ipynb #f54a7f7b
-@njit(cache=True, nogil=True, inline='always')
+@_jit(inline='always')
 def _find(p, i):
     "Union-find root of `i`, compressing the path."
     r = i
@@ -165,7 +171,7 @@ def _find(p, i):
     while p[i] != r: p[i], i = r, p[i]
     return r
 
-@njit(cache=True, nogil=True)
+@_jit
 def _best_iou(x0, y0, x1, y1, gt):
     "Largest +1-convention IoU of box (x0,y0,x1,y1) with the rows of `gt`: integer areas, one float64 division (as `_iou1`)."
     best, a = 0.0, (x1 - x0 + 1) * (y1 - y0 + 1)
@@ -175,19 +181,19 @@ def _best_iou(x0, y0, x1, y1, gt):
         best = max(best, w * h / (a + (gt[g, 2] - gt[g, 0] + 1) * (gt[g, 3] - gt[g, 1] + 1) - w * h))
     return best
 
-@njit(cache=True, nogil=True, inline='always')
+@_jit(inline='always')
 def _strip2(a, b, c, d):
     "Twice the contour area between touching runs [a,b] and [c,d] of consecutive rows."
     return (2 * b if b == d else 2 * min(b, d) + 1) - (2 * a if a == c else 2 * max(a, c) - 1)
 
-@njit(cache=True, nogil=True)
+@_jit
 def _close(x0, y0, x1, y1, A, W, H, gt, acc):
     "Fold a component (box, exact contour area `A`) into `acc` = [best V2 IoU, top area, runner-up area, top box]."
     acc[0] = max(acc[0], _best_iou(x0, y0, min(x1 + 1, W - 1), min(y1 + 1, H - 1), gt))
     if A > acc[1]: acc[2] = acc[1]; acc[1] = A; acc[3] = x0; acc[4] = y0; acc[5] = x1; acc[6] = y1
     else: acc[2] = max(acc[2], A)
 
-@njit(cache=True, nogil=True)
+@_jit
 def _chains(R, s, t, W, H, gt, acc):
     "Runs `s:t` of a level with at most one run per row: components are chains of touching runs, with exact contour areas."
     RR, RS, RE = R[0], R[1], R[2]
@@ -232,32 +238,23 @@ def _trace_open(v1, taus, gt, u8_of):
 
 
 # %% ../nbs/02_metrics.ipynb #e4139463
-@njit(cache=True, nogil=True)
-def _rows(R, s, t, lo, mr):
-    "Row offsets of runs `s:t` of one level (row r's at `lo[r-f]:lo[r-f+1]`, f its first row) and its rows with 2+ runs into `mr`: their count."
-    RR = R[0]; f = RR[s]; n = 0; j = s; r = f
-    while j < t:
-        lo[r - f] = j; j0 = j
-        while j < t and RR[j] == r: j += 1
-        if j - j0 > 1: mr[n] = r; n += 1
-        r += 1
-        if j < t:
-            while r < RR[j]: lo[r - f] = j; r += 1       # empty rows
-    lo[r - f] = t
-    return n
-
-@njit(cache=True, nogil=True)
-def _components(R, lo, f, l, W, H, gt, sc, acc):
-    """8-connected components of one level by union-find over its runs (rows f..l, offsets `lo`): `acc` = [best V2
-    IoU, largest lower bound of a contour area, largest upper bound of any other, the first's box]; exact areas for
-    components with one run per row. Returns whether no component has a hole: runs and their touching pairs form a
-    graph whose independent cycles are the holes, so a component has `edges - runs + 1` of them."""
-    RS, RE = R[1], R[2]
+@_jit
+def _components(R, s0, t0, lo, mr, W, H, gt, sc, acc):
+    """8-connected components of one level by union-find over its runs `s0:t0` (rows f..l): `acc` = [best V2 IoU,
+    largest lower bound of a contour area, largest upper bound of any other, the first's box]; exact areas for
+    components with one run per row. Row r's runs are at `lo[r-f]:lo[r-f+1]`, and the rows with 2+ runs go into `mr`.
+    Returns whether no component has a hole (runs and their touching pairs form a graph whose independent cycles are
+    the holes, so a component has `edges - runs + 1` of them) and the number of rows in `mr`."""
+    RR, RS, RE = R[0], R[1], R[2]
+    f, l = RR[s0], RR[t0 - 1]; nx, nm = s0, 0
     lab, par, x0, x1, y0, y1, nru, blk, ar2, nodes, ned = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7], sc[8], sc[9], sc[10]
     nn = 0
     cur, a, b, y, bx0, bx1, n, bk, A2 = -1, 0, 0, 0, W, -1, 0, 0, 0   # cur: node of the band of single touching runs
     for r in range(f, l + 1):
-        s, t = lo[r - f], lo[r - f + 1]
+        s = lo[r - f] = nx                                   # row r's runs: s..t
+        while nx < t0 and RR[nx] == r: nx += 1
+        t = nx
+        if t - s > 1: mr[nm] = r; nm += 1
         if cur >= 0 and t - s == 1 and RS[s] <= b + 1 and a <= RE[s] + 1:   # the band goes on: sums in registers
             c, d = RS[s], RE[s]; lab[s] = cur
             bx0 = min(bx0, c); bx1 = max(bx1, d); n += 1; bk += max(0, min(b, d) - max(a, c)); A2 += _strip2(a, b, c, d)
@@ -292,6 +289,7 @@ def _components(R, lo, f, l, W, H, gt, sc, acc):
     if cur >= 0:
         i = _find(par, cur)
         x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); nru[i] += n; ned[i] += n; blk[i] += bk; ar2[i] += A2
+    lo[l + 1 - f] = t0
     acc[0] = acc[1] = acc[2] = -1.0; ub1 = -1.0; nohole = True
     for i in nodes[:nn]:                                     # the components' roots
         if par[i] != i: continue
@@ -302,15 +300,15 @@ def _components(R, lo, f, l, W, H, gt, sc, acc):
             acc[2] = max(acc[2], ub1); acc[1] = lb; ub1 = ub
             acc[3] = x0[i]; acc[4] = y0[i]; acc[5] = x1[i]; acc[6] = y1[i]
         else: acc[2] = max(acc[2], ub)
-    return nohole
+    return nohole, nm
 
-@njit(cache=True, nogil=True, inline='always')
+@_jit(inline='always')
 def _outside(R, lo, f, r, a, b):
     "Whether columns a..b of row r hold an off pixel that reaches the border along row r (or the row is empty)."
     s, t = lo[r - f], lo[r - f + 1]
     return s == t or a < R[1][s] or b > R[2][t - 1]
 
-@njit(cache=True, nogil=True)
+@_jit
 def _holes(R, lo, f, l, rows, W, H, gt, gs, acc):
     "Holes of one level: gaps between runs (in `rows`, those with 2+ runs), 4-connected across rows, never reaching the border."
     RS, RE = R[1], R[2]
@@ -343,7 +341,7 @@ def _holes(R, lo, f, l, rows, W, H, gt, gs, acc):
 
 
 # %% ../nbs/02_metrics.ipynb #c6cafe02
-@njit(cache=True, nogil=True)
+@_jit
 def _levels(mx, taus, ul, inv, K):
     """The evaluator's levels `int(tau*mx)` for increasing `taus`: the distinct ones into `ul` (their number returned),
     each threshold's into `inv`, and `K[x]`, the number of levels below value x (x is on at levels k < K[x])."""
@@ -358,7 +356,7 @@ def _levels(mx, taus, ul, inv, K):
         K[x] = k
     return L
 
-@njit(cache=True, nogil=True)
+@_jit
 def _levels_ious(u, mxs, taus, gt, v1, v2, P, st, R, sc, gs):
     """Best IoU per threshold of uint8 maps `u` (n,H,W) with maxima `mxs`, V1 (NaN where not certain: cv2 decides) and
     V2, into v1/v2 (n,T); P, st, R, sc, gs: scratch (see `_scratch`). Returns the number of distinct levels, and R
@@ -383,17 +381,15 @@ def _levels_ious(u, mxs, taus, gt, v1, v2, P, st, R, sc, gs):
                 if RR[i] == RR[i + 1]: multi = True; break
             if not multi: _chains(R, s, t, W, H, gt[m], acc)
             else:
-                f, l = RR[s], RR[t - 1]
-                nm = _rows(R, s, t, lo, mr)
-                if not _components(R, lo, f, l, W, H, gt[m], sc, acc):   # the hole search only where there are holes
-                    _holes(R, lo, f, l, mr[:nm], W, H, gt[m], gs, acc)
+                nohole, nm = _components(R, s, t, lo, mr, W, H, gt[m], sc, acc)
+                if not nohole: _holes(R, lo, RR[s], RR[t - 1], mr[:nm], W, H, gt[m], gs, acc)   # only where there are holes
             w2[k] = acc[0]                                   # largest contour sure: its lower bound beats all others
             ok = acc[2] < 0 or acc[1] > acc[2]
             w1[k] = _best_iou(int(acc[3]), int(acc[4]), min(int(acc[5]) + 1, W - 1), min(int(acc[6]) + 1, H - 1), gt[m]) if ok else np.nan
         for j in range(T): v1[m, j] = w1[inv[j]]; v2[m, j] = w2[inv[j]]
     return nlev, R, sc
 
-@njit(cache=True, nogil=True)
+@_jit
 def _maps_levels_ious(c, taus, gt, v1, v2, u1, P, st, R, sc, gs):
     """`_levels_ious` of float32 maps `c` (n,H,W), each quantised as `_to_u8` into `u1` (1,H,W) just before (it stays
     in cache): (-1 or the first map with an infinite value, the number of distinct levels, R, sc)."""
