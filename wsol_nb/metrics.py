@@ -121,7 +121,7 @@ def maxboxacc_reference(maps, # score maps, one (H,W) per image
     return {d: hits[d] * 100 / len(gts) for d in deltas}
 
 # %% ../nbs/02_metrics.ipynb #d686f102
-_u32 = np.uint32   # unsigned indices: numba adds no negative-index wraparound to them (the hot loops run ~2x faster)
+_u32 = np.uint32   # unsigned indices: numba adds no negative-index wraparound to them (the step compaction runs ~2x faster)
 
 @_jit
 def _steps(u, K, L, P, st):
