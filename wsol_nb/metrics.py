@@ -54,19 +54,24 @@ def _jit(f=None, **kw):
     return njit(cache=f.__module__ != '__main__', nogil=True, **kw)(f)
 
 @_jit
-def _to_u8(c, out, mxs):
-    """Min-max (constant or NaN -> 0) and `uint8(m*255)` of float32 maps `c` (n,H,W) into `out`, in float32 as numpy
-    does, each map's maximum into `mxs` (255, or 0); -1, or the first map with an infinite value."""
-    f = np.float32(255)
+def _minmax(m):
+    "Minimum, max - min, and whether there is a NaN / an infinite value, of a flat float32 map."
+    mn = mx = m[0]; nan = inf = False
+    for j in range(m.size): v = m[j]; nan |= v != v; inf |= np.isinf(v); mn = min(mn, v); mx = max(mx, v)
+    return mn, mx - mn, nan, inf
+
+@_jit(inline='always')
+def _q(v, mn, d): return np.uint8((v - mn) / d * np.float32(255))   # float32 operations, as numpy does them
+
+@_jit
+def _to_u8(c, out):
+    "Min-max (constant or NaN -> 0) and `uint8(m*255)` of float32 maps `c` (n,H,W) into `out`; -1, or the first map with an infinite value."
     for i in range(c.shape[0]):
         m, o = c[i].ravel(), out[i].ravel()            # flat loops: compiled to SIMD
-        mn = mx = m[0]; nan = inf = False
-        for j in range(m.size): v = m[j]; nan |= v != v; inf |= np.isinf(v); mn = min(mn, v); mx = max(mx, v)
+        mn, d, nan, inf = _minmax(m)
         if inf: return i
-        d = mx - mn
-        if nan or d == 0: o[:] = 0; mxs[i] = 0; continue
-        for j in range(m.size): o[j] = np.uint8((m[j] - mn) / d * f)
-        mxs[i] = 255                                   # (mx - mn) / d is exactly 1
+        if nan or d == 0: o[:] = 0; continue
+        for j in range(m.size): o[j] = _q(m[j], mn, d)
     return -1
 
 def _inf_error(bad, ids): return ValueError(f'score map of image {ids[bad] if ids is not None else bad} has infinite values')
@@ -76,10 +81,10 @@ def wsol_scoremaps(maps, # score maps: a (N,H,W) array/tensor or a list of (H,W)
                    ids:list|None=None, # image ids for error messages
                    chunk:int=8): # images resized and normalised at once (cache-sized)
     "wsolevaluation's uint8 score maps `(N,size,size)`: cubic resize, min-max (constant or NaN -> 0), `uint8(m*255)`."
-    n = len(maps); out = np.empty((n, size, size), np.uint8); mxs = np.empty(chunk, np.int64)
+    n = len(maps); out = np.empty((n, size, size), np.uint8)
     for s in range(0, n, chunk):
         c = _frame(maps[s:s+chunk], size, list(range(s, min(n, s+chunk))) if ids is None else ids[s:s+chunk])
-        if (bad := _to_u8(c, out[s:s+len(c)], mxs)) >= 0: raise _inf_error(s + bad, ids)
+        if (bad := _to_u8(c, out[s:s+len(c)])) >= 0: raise _inf_error(s + bad, ids)
     return out
 
 
@@ -124,17 +129,22 @@ def maxboxacc_reference(maps, # score maps, one (H,W) per image
 _u32 = np.uint32   # unsigned indices: numba adds no negative-index wraparound to them (the step compaction runs ~2x faster)
 
 @_jit
-def _steps(u, K, L, P, st):
-    """Pass 1 over a uint8 map `u`: each pixel's level count `P[r,c+1] = K[u[r,c]]` (P's columns 0 and W+1 stay 0),
-    the columns where it steps up (`st[0]`) or down (`st[1]`), row r's at `ru[r]:ru[r+1]` / `rd[r]:rd[r+1]`, and the
-    start `S[k]` of level k's runs in the level-major run list."""
-    H, W = u.shape
+def _steps(m, q, mn, dv, K, L, P, st):
+    """Pass 1 over a map `m`, uint8, or float32 quantised on the way as `_to_u8` does (`q`, with min `mn` and range
+    `dv`): each pixel's level count `P[r,c+1] = K[u[r,c]]` (P's columns 0 and W+1 stay 0), the columns where it steps
+    up (`st[0]`) or down (`st[1]`), row r's at `ru[r]:ru[r+1]` / `rd[r]:rd[r+1]`, and the start `S[k]` of level k's
+    runs in the level-major run list."""
+    H, W = m.shape
     d = np.zeros(L + 1, np.int32); ru = np.empty(H + 1, np.uint32); rd = np.empty(H + 1, np.uint32)
-    uc, dc = st[0], st[1]
+    uc, dc = st[0], st[1]; b = np.empty(W, np.uint8)
     nu = nd = _u32(0)
     for r in range(H):
         p = P[r]
-        for c in range(W): p[c + 1] = K[u[r, c]]
+        if q:
+            for c in range(W): b[c] = _q(m[r, c], mn, dv)
+        else:
+            for c in range(W): b[c] = m[r, c]
+        for c in range(W): p[c + 1] = K[b[c]]
         ru[r] = nu; rd[r] = nd
         for c in range(1, W + 1):                      # branch-free compaction of the step columns
             uc[nu] = c; nu += _u32(p[c] > p[c - 1])
@@ -243,8 +253,9 @@ def _components(R, s0, t0, lo, mr, W, H, gt, sc, acc):
     """8-connected components of one level by union-find over its runs `s0:t0` (rows f..l): `acc` = [best V2 IoU,
     largest lower bound of a contour area, largest upper bound of any other, the first's box]; exact areas for
     components with one run per row. Row r's runs are at `lo[r-f]:lo[r-f+1]`, and the rows with 2+ runs go into `mr`.
-    Returns whether no component has a hole (runs and their touching pairs form a graph whose independent cycles are
-    the holes, so a component has `edges - runs + 1` of them) and the number of rows in `mr`."""
+    Returns the first and last row of the components with a hole (`H, -1` if none: runs and their touching pairs form
+    a graph whose independent cycles are the holes, so a component has `edges - runs + 1` of them) and the number of
+    rows in `mr`."""
     RR, RS, RE = R[0], R[1], R[2]
     f, l = RR[s0], RR[t0 - 1]; nx, nm = s0, 0
     lab, par, x0, x1, y0, y1, nru, blk, ar2, nodes, ned = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7], sc[8], sc[9], sc[10]
@@ -290,17 +301,19 @@ def _components(R, s0, t0, lo, mr, W, H, gt, sc, acc):
         i = _find(par, cur)
         x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); nru[i] += n; ned[i] += n; blk[i] += bk; ar2[i] += A2
     lo[l + 1 - f] = t0
-    acc[0] = acc[1] = acc[2] = -1.0; ub1 = -1.0; nohole = True
+    acc[0] = acc[1] = acc[2] = -1.0; ub1 = -1.0; hy0, hy1 = H, -1
     for i in nodes[:nn]:                                     # the components' roots
         if par[i] != i: continue
         acc[0] = max(acc[0], _best_iou(x0[i], y0[i], min(x1[i] + 1, W - 1), min(y1[i] + 1, H - 1), gt))
         if nru[i] == y1[i] - y0[i] + 1: lb = ub = ar2[i] / 2     # one run per row: the exact area
-        else: lb, ub = float(blk[i]), float((x1[i] - x0[i]) * (y1[i] - y0[i])); nohole &= ned[i] < nru[i]
+        else:
+            lb, ub = float(blk[i]), float((x1[i] - x0[i]) * (y1[i] - y0[i]))
+            if ned[i] >= nru[i]: hy0 = min(hy0, y0[i]); hy1 = max(hy1, y1[i])   # a hole
         if lb > acc[1]:
             acc[2] = max(acc[2], ub1); acc[1] = lb; ub1 = ub
             acc[3] = x0[i]; acc[4] = y0[i]; acc[5] = x1[i]; acc[6] = y1[i]
         else: acc[2] = max(acc[2], ub)
-    return nohole, nm
+    return hy0, hy1, nm
 
 @_jit(inline='always')
 def _outside(R, lo, f, r, a, b):
@@ -309,17 +322,20 @@ def _outside(R, lo, f, r, a, b):
     return s == t or a < R[1][s] or b > R[2][t - 1]
 
 @_jit
-def _holes(R, lo, f, l, rows, W, H, gt, gs, acc):
-    "Holes of one level: gaps between runs (in `rows`, those with 2+ runs), 4-connected across rows, never reaching the border."
+def _holes(R, lo, f, h0, h1, rows, W, H, gt, gs, acc):
+    """Holes of one level (first row f, runs at `lo`): gaps between runs (in `rows`, those with 2+ runs), 4-connected
+    across rows, never reaching the border; only rows h0..h1 (those of the components with a hole) are searched, and
+    a gap in row h0 or h1 belongs to no hole."""
     RS, RE = R[1], R[2]
     par, ga, gb, x0, x1, y0, y1, bd = gs[0], gs[1], gs[2], gs[3], gs[4], gs[5], gs[6], gs[7]
     n = prev = 0; pr = -2
     for r in rows:
+        if r < h0 or r > h1: continue
         s, t, start = lo[r - f], lo[r - f + 1], n
         for i in range(s, t - 1):                            # the gaps between the runs of row r
             a, b = RE[i] + 1, RS[i + 1] - 1
             ga[n] = a; gb[n] = b; par[n] = n; x0[n] = a; x1[n] = b; y0[n] = y1[n] = r
-            bd[n] = r == f or r == l or _outside(R, lo, f, r - 1, a, b) or _outside(R, lo, f, r + 1, a, b)
+            bd[n] = r == h0 or r == h1 or _outside(R, lo, f, r - 1, a, b) or _outside(R, lo, f, r + 1, a, b)
             n += 1
         i, j = prev if pr == r - 1 else start, start
         while i < start and j < n:                           # link overlapping gaps of rows r-1 and r
@@ -357,47 +373,51 @@ def _levels(mx, taus, ul, inv, K):
     return L
 
 @_jit
-def _levels_ious(u, mxs, taus, gt, v1, v2, P, st, R, sc, gs):
-    """Best IoU per threshold of uint8 maps `u` (n,H,W) with maxima `mxs`, V1 (NaN where not certain: cv2 decides) and
-    V2, into v1/v2 (n,T); P, st, R, sc, gs: scratch (see `_scratch`). Returns the number of distinct levels, and R
-    and sc, grown when they were short."""
-    n, H, W = u.shape; T = len(taus)
-    acc = np.empty(7); lo = np.empty(H + 2, np.int32); mr = np.empty(H, np.int32)
+def _map_levels(m, q, mn, dv, K, L, gt, w1, w2, P, st, R, sc, gs, acc, lo, mr):
+    """Best IoU per level of one map (`_steps` for `m`, `q`, `mn`, `dv`), V1 (NaN where not certain: cv2 decides) and
+    V2, into w1/w2[:L]; P, st, R, sc, gs: scratch (see `_scratch`); returns R and sc, grown when they were short."""
+    H, W = m.shape
+    ru, rd, S = _steps(m, q, mn, dv, K, L, P, st)
+    if R.shape[1] < S[L]: R = np.empty((3, max(2 * R.shape[1], S[L])), np.int16)
+    if sc.shape[1] < S[L]: sc = np.empty((11, R.shape[1]), np.int32)
+    _fill(P, st, ru, rd, S, L, R)
+    RR = R[0]
+    none = _best_iou(0, 0, 0, 0, gt)                     # no contour: the box (0,0,0,0)
+    for k in range(L):
+        s, t = np.int64(S[k]), np.int64(S[k + 1])
+        if s == t: w1[k] = w2[k] = none; continue
+        multi = False                                    # two runs in a row?
+        for i in range(s, t - 1):
+            if RR[i] == RR[i + 1]: multi = True; break
+        if not multi: _chains(R, s, t, W, H, gt, acc)
+        else:
+            y0, y1, nm = _components(R, s, t, lo, mr, W, H, gt, sc, acc)
+            if y0 <= y1: _holes(R, lo, RR[s], y0, y1, mr[:nm], W, H, gt, gs, acc)   # only where there are holes
+        w2[k] = acc[0]                                   # largest contour sure: its lower bound beats all others
+        ok = acc[2] < 0 or acc[1] > acc[2]
+        w1[k] = _best_iou(int(acc[3]), int(acc[4]), min(int(acc[5]) + 1, W - 1), min(int(acc[6]) + 1, H - 1), gt) if ok else np.nan
+    return R, sc
+
+@_jit
+def _levels_ious(u, mxs, c, taus, gt, v1, v2, P, st, R, sc, gs):
+    """Best IoU per threshold, V1 (NaN where cv2 must decide) and V2 into v1/v2 (n,T), of uint8 maps `u` (n,H,W)
+    with maxima `mxs`, or (`u` empty) of float32 maps `c` quantised on the way as `_to_u8` does. Returns -1 or the
+    first map with an infinite value, the number of distinct levels, and R and sc (grown when they were short)."""
+    n, T, flt = len(gt), len(taus), len(u) == 0
+    acc = np.empty(7); lo = np.empty(P.shape[0] + 2, np.int32); mr = np.empty(P.shape[0], np.int32)
     ul = np.empty(T, np.int64); inv = np.empty(T, np.int64); K = np.empty(257, np.int32); w1 = np.empty(T); w2 = np.empty(T)
     nlev = 0
     for m in range(n):
-        L = _levels(mxs[m], taus, ul, inv, K); nlev += L
-        ru, rd, S = _steps(u[m], K, L, P, st)
-        if R.shape[1] < S[L]: R = np.empty((3, max(2 * R.shape[1], S[L])), np.int16)
-        if sc.shape[1] < S[L]: sc = np.empty((11, R.shape[1]), np.int32)
-        _fill(P, st, ru, rd, S, L, R)
-        RR = R[0]
-        none = _best_iou(0, 0, 0, 0, gt[m])                  # no contour: the box (0,0,0,0)
-        for k in range(L):
-            s, t = np.int64(S[k]), np.int64(S[k + 1])
-            if s == t: w1[k] = w2[k] = none; continue
-            multi = False                                    # two runs in a row?
-            for i in range(s, t - 1):
-                if RR[i] == RR[i + 1]: multi = True; break
-            if not multi: _chains(R, s, t, W, H, gt[m], acc)
-            else:
-                nohole, nm = _components(R, s, t, lo, mr, W, H, gt[m], sc, acc)
-                if not nohole: _holes(R, lo, RR[s], RR[t - 1], mr[:nm], W, H, gt[m], gs, acc)   # only where there are holes
-            w2[k] = acc[0]                                   # largest contour sure: its lower bound beats all others
-            ok = acc[2] < 0 or acc[1] > acc[2]
-            w1[k] = _best_iou(int(acc[3]), int(acc[4]), min(int(acc[5]) + 1, W - 1), min(int(acc[6]) + 1, H - 1), gt[m]) if ok else np.nan
+        if not flt: mx, q, mn, dv = mxs[m], False, np.float32(0), np.float32(1)
+        else:
+            mn, dv, nan, inf = _minmax(c[m].ravel())
+            if inf: return m, nlev, R, sc
+            mx, q = (0, False) if nan or dv == 0 else (255, True)   # (mx - mn) / dv is exactly 1: 255
+        L = _levels(mx, taus, ul, inv, K); nlev += L
+        if mx == 0: w1[0] = w2[0] = _best_iou(0, 0, 0, 0, gt[m])      # nothing is ever on
+        elif not flt: R, sc = _map_levels(u[m], q, mn, dv, K, L, gt[m], w1, w2, P, st, R, sc, gs, acc, lo, mr)
+        else: R, sc = _map_levels(c[m], q, mn, dv, K, L, gt[m], w1, w2, P, st, R, sc, gs, acc, lo, mr)
         for j in range(T): v1[m, j] = w1[inv[j]]; v2[m, j] = w2[inv[j]]
-    return nlev, R, sc
-
-@_jit
-def _maps_levels_ious(c, taus, gt, v1, v2, u1, P, st, R, sc, gs):
-    """`_levels_ious` of float32 maps `c` (n,H,W), each quantised as `_to_u8` into `u1` (1,H,W) just before (it stays
-    in cache): (-1 or the first map with an infinite value, the number of distinct levels, R, sc)."""
-    mx = np.empty(1, np.int64); nlev = 0
-    for m in range(c.shape[0]):
-        if _to_u8(c[m:m + 1], u1, mx) >= 0: return m, nlev, R, sc
-        L, R, sc = _levels_ious(u1, mx, taus, gt[m:m + 1], v1[m:m + 1], v2[m:m + 1], P, st, R, sc, gs)
-        nlev += L
     return -1, nlev, R, sc
 
 
@@ -408,10 +428,11 @@ def _threads():
     return max(1, min(8, n))
 
 _tls = threading.local()
+_NO_F32 = np.zeros((0, 224, 224), np.float32)   # `_levels_ious` of uint8 maps: no float maps
 def _scratch(H=224, W=224):
     "This thread's reusable scratch arrays for `_levels_ious` (fresh large arrays cost page faults on every call)."
     if getattr(_tls, 'shape', None) != (H, W):
-        _tls.shape, _tls.u1 = (H, W), np.empty((1, H, W), np.uint8)
+        _tls.shape = (H, W)
         _tls.P, _tls.st = np.zeros((H, W + 2), np.int16), np.empty((2, H * (W + 1)), np.int16)
         _tls.R, _tls.sc = np.empty((3, 1 << 15), np.int16), np.empty((11, 1 << 15), np.int32)
         _tls.gs = np.empty((8, H * (W // 2 + 3)), np.int32)
@@ -446,7 +467,7 @@ def contour_ious(u8, # uint8 score maps (N,224,224) from `wsol_scoremaps`
     mxs = u8.reshape(n, -1).max(1).astype(np.int64)
     def part(s, e):
         t = _scratch(*u8.shape[1:])
-        lev, t.R, t.sc = _levels_ious(u8[s:e], mxs[s:e], taus, gt[s:e], v1[s:e], v2[s:e], t.P, t.st, t.R, t.sc, t.gs)
+        _, lev, t.R, t.sc = _levels_ious(u8[s:e], mxs[s:e], _NO_F32, taus, gt[s:e], v1[s:e], v2[s:e], t.P, t.st, t.R, t.sc, t.gs)
         return lev, _trace_open(v1[s:e], taus, gt[s:e], lambda rows: u8[s:e][rows])
     _chunked(n, part, stats, threads)
     return v1, v2
@@ -485,6 +506,8 @@ def random_cams(n:int, # number of maps
 # %% ../nbs/02_metrics.ipynb #0d029a70
 def _hits(v, d): return (v >= d/100).sum(0) * 100 / len(v) if len(v) else np.zeros(v.shape[1])
 
+_NO_U8, _NO_MAX = np.zeros((0, 224, 224), np.uint8), np.zeros(0, np.int64)   # `_levels_ious` of float maps: no uint8 maps
+
 def _maps_ious(maps, taus, gts, ids=None, stats=None, threads=None):
     "`contour_ious` of float score maps, each quantised just before it is traced, in chunks over CPU threads."
     n, T, stats = len(maps), len(taus), ({} if stats is None else stats)
@@ -493,7 +516,7 @@ def _maps_ious(maps, taus, gts, ids=None, stats=None, threads=None):
     gt = _gt_array(gts)
     def part(s, e):
         c, t = _frame(maps[s:e], 224, list(range(s, e)) if ids is None else ids[s:e]), _scratch()
-        bad, lev, t.R, t.sc = _maps_levels_ious(c, taus, gt[s:e], v1[s:e], v2[s:e], t.u1, t.P, t.st, t.R, t.sc, t.gs)
+        bad, lev, t.R, t.sc = _levels_ious(_NO_U8, _NO_MAX, c, taus, gt[s:e], v1[s:e], v2[s:e], t.P, t.st, t.R, t.sc, t.gs)
         if bad >= 0: raise _inf_error(s + bad, ids)
         return lev, _trace_open(v1[s:e], taus, gt[s:e], lambda rows: wsol_scoremaps(c[rows]))
     _chunked(n, part, stats, threads)
