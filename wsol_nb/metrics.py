@@ -509,7 +509,7 @@ def _hits(v, d): return (v >= d/100).sum(0) * 100 / len(v) if len(v) else np.zer
 _NO_U8, _NO_MAX = np.zeros((0, 224, 224), np.uint8), np.zeros(0, np.int64)   # `_levels_ious` of float maps: no uint8 maps
 
 def _maps_ious(maps, taus, gts, ids=None, stats=None, threads=None):
-    "`contour_ious` of float score maps, each quantised just before it is traced, in chunks over CPU threads."
+    "`contour_ious` of float score maps, each quantised row by row as the step pass reads it, in chunks over CPU threads."
     n, T, stats = len(maps), len(taus), ({} if stats is None else stats)
     v1, v2 = np.empty((n, T)), np.empty((n, T))
     if n == 0: return v1, v2
