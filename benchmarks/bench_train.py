@@ -33,9 +33,9 @@ import torch, torch.nn as nn
 from torch.utils.data import DataLoader
 from wsol_nb.data import load_dataset
 from wsol_nb.synthetic import default_dataset
-from wsol_nb.train import Trainer, Callback, set_seed, param_groups, split_params, default_x, batch_size
+from wsol_nb.train import Trainer, Callback, set_seed, param_groups, split_params, default_x, batch_size, set_bn_momentum, loader_workers
 from wsol_nb.psol import (get_preset, with_pseudo_boxes, psol_transform, psol_collate, psol_loss, psol_step, build_psol,
-                          set_bn_momentum, train_psol, _workers)
+                          train_psol)
 
 try: import psutil
 except ImportError: psutil = None
@@ -155,7 +155,7 @@ def main():
     p = get_preset(a.preset)
     bs, S = a.batch_size or p.batch_size, a.size or p.size
     W, N = a.warmup, a.steps
-    workers = _workers(a.workers, dev)
+    workers = loader_workers(a.workers, dev)
     lr = p.lr_for(bs)
     mf = torch.channels_last if cl else torch.contiguous_format
 
@@ -194,7 +194,7 @@ def main():
                        device=dev, amp=amp, cbs=[SegmentTimer(clk, W, n, cl, pair)], progress=a.progress)
         clk.mark('ret')
         runs.append(dict(setup=clk.span('call', 'fit')[0], warm=clk.span('fit', 'a')[0], tail=clk.span('b', 'ret')[0],
-                         total=r.config['result']['seconds']))
+                         total=r.result['seconds']))
         return clk
 
     la0 = os.getloadavg()

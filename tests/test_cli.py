@@ -33,13 +33,12 @@ def data(tmp_path_factory):
 
 def test_help_explains_every_command():
     helps = dict(zip(COMMANDS, (r.stdout for r in run_all(*[[s, '--help'] for s in COMMANDS]))))
-    from wsol_nb.train_cli import train_parser     # the sub-commands' help in this process (each start imports torch)
-    for c in ('psol', 'cls', 'spol-cam', 'spol-seg'):
-        with contextlib.redirect_stdout(io.StringIO()) as o, pytest.raises(SystemExit): train_parser().parse_args([c, '--help'])
-        helps[f'wsol-train {c}'] = o.getvalue()
+    subs = ('psol', 'cls', 'spol-cam', 'spol-seg')
+    helps.update(zip((f'wsol-train {c}' for c in subs), (r.stdout for r in run_all(*[['wsol-train', c, '--help'] for c in subs]))))
     for s, h in helps.items():
         desc = h.split('\n\n')[1]                       # the paragraph after the usage lines says what the step does
         assert h.lower().startswith('usage') and len(desc) > 60, (s, desc)
+        assert f'example:\n  {s} ' in h, s               # every --help ends with a complete example
         if s != 'wsol-train': assert '--data' in h, s
         assert not re.findall(r'--[a-z0-9]+_[a-z0-9_]*', h), (s, re.findall(r'--[a-z0-9]+_[a-z0-9_]*', h))  # dashed flags only
     for s, flags in {'wsol-cam': ['--batch-size', '--num-classes', '--no-progress'],
@@ -131,3 +130,96 @@ def test_demo_quick(tmp_path):
     rep = (tmp_path/'demo'/'report.md').read_text()
     assert 'Full image' in rep and 'Centred box' in rep and 'MaxBoxAccV2' in rep
     assert json.loads((tmp_path/'demo'/'report.json').read_text())['config']['steps'] == ['baselines']
+
+
+# ---- runs through the real command: Ctrl-C, kill, rerun, a second process --------------------------------------------
+TRAIN = ('cls', '--size', 48, '--batch-size', 4, '--epochs', 5, '--no-progress', '--workers', 0)   # 24 images: 6 steps/epoch
+
+@pytest.fixture(scope='module')
+def data24(tmp_path_factory):
+    from wsol_nb.synthetic import make_synthetic
+    return make_synthetic(tmp_path_factory.mktemp('runs')/'data', n_classes=2, n_train=12, n_test=1, size=48)
+
+def _train(data, out, *extra): return ['wsol-train', *TRAIN, '--data', data, '--out', out, *extra]
+
+def _start(args):
+    return subprocess.Popen([str(BIN/args[0]), *map(str, args[1:])], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+
+def _wait_steps(p, out, n, timeout=120):
+    "Wait until the run in `out` logged `n` steps (the process must still be running)."
+    import time
+    fn, t0 = Path(out)/'metrics.jsonl', time.time()
+    while not (fn.exists() and len(fn.read_text().splitlines()) >= n):
+        assert p.poll() is None, p.communicate()
+        assert time.time() - t0 < timeout, 'the run logged too few steps'
+        time.sleep(0.05)
+
+def _model(out):
+    import torch
+    return torch.load(Path(out)/'ckpt.pt', weights_only=True)
+
+def _same_run(a, b):
+    import torch
+    ca, cb = _model(a), _model(b)
+    assert ca['step'] == cb['step'] == 30
+    for k in ca['model']: assert torch.equal(ca['model'][k], cb['model'][k]), k
+    la, lb = ([(r['step'], r['loss']) for r in map(json.loads, (Path(o)/'metrics.jsonl').read_text().splitlines())] for o in (a, b))
+    assert la == lb and [s for s, _ in la] == list(range(1, 31))
+
+@pytest.fixture(scope='module')
+def reference(data24, tmp_path_factory):
+    out = tmp_path_factory.mktemp('ref')/'run'
+    run(*_train(data24, out))
+    return out
+
+def test_ctrl_c_then_resume_is_exact(data24, reference, tmp_path):
+    import signal
+    out = tmp_path/'run'
+    p = _start(_train(data24, out)); _wait_steps(p, out, 3)
+    p.send_signal(signal.SIGINT); o, e = p.communicate(timeout=120)
+    assert p.returncode == 130, (o, e)
+    res = json.loads((out/'result.json').read_text())
+    k = res['steps']
+    assert res['status'] == 'interrupted' and res['interrupted_by'] == 'SIGINT' and 3 <= k < 30 and _model(out)['step'] == k
+    last = e.strip().splitlines()[-1]
+    assert last.startswith(f'wsol-train cls: interrupted (SIGINT) at step {k} of 30, checkpoint in {out/"ckpt.pt"}; continue with: wsol-train cls')
+    assert last.endswith('--resume') and 'Traceback' not in e
+    r = run(*_train(data24, out), ok=False)                                   # a rerun without a flag refuses
+    assert r.returncode == 1 and f'holds a classifier run (interrupted, step {k}): pass --resume' in r.stderr
+    run(*_train(data24, out, '--resume'))
+    _same_run(reference, out)
+
+def test_kill_then_resume_is_exact(data24, reference, tmp_path):
+    import signal
+    out = tmp_path/'run'
+    p = _start(_train(data24, out, '--ckpt-every', 2)); _wait_steps(p, out, 9)
+    p.send_signal(signal.SIGKILL); p.wait(30)
+    from wsol_nb.train import RunFolder
+    assert RunFolder(out).status() == 'killed' and 2 <= _model(out)['step'] < 30
+    r = run(*_train(data24, out), ok=False)
+    assert r.returncode == 1 and 'holds a classifier run (killed' in r.stderr
+    run(*_train(data24, out, '--ckpt-every', 2, '--resume'))                  # the dead process's lock does not block
+    _same_run(reference, out)
+
+def test_second_process_refused_and_sigterm(data24, tmp_path):
+    import signal
+    out = tmp_path/'run'
+    p = _start(_train(data24, out, '--epochs', 50)); _wait_steps(p, out, 2)
+    r = run(*_train(data24, out, '--resume'), ok=False)
+    assert r.returncode == 1 and 'is in use: another process is training there' in r.stderr, r.stderr
+    r = run(*_train(data24, out, '--overwrite'), ok=False)
+    assert r.returncode == 1 and 'is in use' in r.stderr
+    p.send_signal(signal.SIGTERM); o, e = p.communicate(timeout=120)
+    assert p.returncode == 143 and 'interrupted (SIGTERM)' in e, (o, e)
+    run(*_train(data24, out, '--overwrite', '--max-steps', 2))                # --overwrite starts again from step 0
+    assert json.loads((out/'result.json').read_text())['steps'] == 2 and _model(out)['step'] == 2
+
+def test_bad_files_are_one_line(data, tmp_path):
+    (tmp_path/'ro').mkdir(); os.chmod(tmp_path/'ro', 0o500)
+    (tmp_path/'run').mkdir(); (tmp_path/'run'/'config.json').write_text('{"kind": "classifier"}')
+    (tmp_path/'run'/'ckpt.pt').write_bytes(b'\x80\x02truncated')
+    cases = [['wsol-predict', '--model', tmp_path/'run', '--data', data, '--predictions-out', tmp_path/'p.json'],
+             ['wsol-eval', '--data', data, '--maps', tmp_path/'none.npz', '--protocol', 'wsoleval']]
+    if os.geteuid() != 0: cases.append(['wsol-cam', '--data', data, '--out', tmp_path/'ro'/'m.npz', '--size', 32])
+    for r, c in zip(run_all(*cases, ok=False), cases):
+        assert r.returncode == 1 and r.stderr.count('\n') == 1 and 'error:' in r.stderr and 'Traceback' not in r.stderr, (c, r.stderr)

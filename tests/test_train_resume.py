@@ -66,7 +66,7 @@ def test_sigkill_resume_is_exact(tmp_path):
     victim.send_signal(signal.SIGKILL); victim.wait(10)
     assert victim.returncode == -signal.SIGKILL
     mid = torch.load(ck, weights_only=True)
-    assert 0 < mid['step'] < TOTAL and mid['step'] % 4 == 0, mid['step']  # killed mid-run, after a checkpoint
+    assert 0 < mid['step'] < TOTAL and (mid['step'] % 4 == 0 or mid['step'] % 6 == 0), mid['step']  # killed mid-run, after a checkpoint (every 4 steps or an epoch's end)
     assert len(mid['history']) == mid['step']
 
     out = _finish(_run(script, 'resume', ck, ref_ck))  # a fresh process: reference run, then resume to the end

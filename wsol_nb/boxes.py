@@ -12,7 +12,8 @@ from torchvision.ops import box_convert, box_iou as _tv_box_iou
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'xywh2xyxy', 'xyxy2xywh', 'xyxy2nxywh', 'nxywh2xyxy', 'box_area', 'box_iou', 'paired_iou', 'clip_boxes',
-           'resize_boxes', 'center_crop_box', 'crop_boxes', 'Protocol', 'protocol_boxes', 'image_boxes']
+           'resize_boxes', 'center_crop_box', 'crop_boxes', 'Protocol', 'protocol_family', 'get_protocol',
+           'protocol_boxes', 'image_boxes']
 
 # %% ../nbs/00_boxes.ipynb #7b75407a
 def _t(b):
@@ -169,16 +170,23 @@ PROTOCOLS = {p.name:p for p in [
 ]}
 
 # %% ../nbs/00_boxes.ipynb #edc984b1
-def _proto(p): 
-    if isinstance(p, Protocol): return p
-    if p not in PROTOCOLS: raise ValueError(f"unknown protocol {p!r}; known: {', '.join(PROTOCOLS)}")
-    return PROTOCOLS[p]
+def protocol_family(protocol) -> str:
+    "'wsoleval', 'psol' or 'spol' for a protocol name or object (e.g. 'psol_paper' -> 'psol')."
+    p = str(getattr(protocol, 'name', protocol)).lower()
+    for f in ('wsoleval', 'psol', 'spol'):
+        if p.startswith(f): return f
+    raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)} (a name may add a suffix: psol_paper)")
+
+def get_protocol(protocol) -> Protocol:
+    "The one protocol lookup of the kit: a `Protocol` as is; a name exactly, else by family ('psol_paper' -> 'psol')."
+    if isinstance(protocol, Protocol): return protocol
+    return PROTOCOLS.get(protocol) or PROTOCOLS[protocol_family(protocol)]
 
 def protocol_boxes(b, # GT boxes (...,4) xyxy in original image pixels
                    wh:tuple, # (w,h) of the original image
                    protocol:str|Protocol='wsoleval'): # name in `PROTOCOLS` or a `Protocol`
     "GT boxes in the frame (resized, cropped) a protocol scores in."
-    p,(t,back) = _proto(protocol), _t(b)
+    p,(t,back) = get_protocol(protocol), _t(b)
     if p.gt_shift: t = t - p.gt_shift
     if p.gt_clip: t = clip_boxes(t, *wh, plus1=True)
     t = resize_boxes(t, wh, p.resize, trunc=p.trunc)
@@ -190,6 +198,6 @@ def image_boxes(b, # boxes (...,4) xyxy in the protocol's frame
                 wh:tuple, # (w,h) of the original image
                 protocol:str|Protocol='wsoleval'): # name in `PROTOCOLS` or a `Protocol`
     "Boxes from a protocol's frame back to original image pixels (inverse of the resize and crop)."
-    p,(t,back) = _proto(protocol), _t(b)
+    p,(t,back) = get_protocol(protocol), _t(b)
     if p.crop: x,y,_,_ = center_crop_box(*p.resize, p.crop); t = t + t.new_tensor([x,y,x,y])
     return back(resize_boxes(t, p.resize, wh))

@@ -4,18 +4,16 @@
 
 # %% ../nbs/06_cam.ipynb #db478a96
 from __future__ import annotations
-import argparse, copy, inspect, json, os, sys, tempfile, time, zipfile
+import time
 from pathlib import Path
-import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
-from fastcore.docments import docments
-from fastcore.script import Param
+import torch, torch.nn as nn, torch.nn.functional as F
 from tqdm.auto import tqdm
-from .backbones import Backbone, get_backbone, to_batch, IMAGENET_CLASSES
+from .io import MapWriter, get_device, write_json
+from .backbones import Backbone, get_backbone
 
 # %% auto #0
 __all__ = ['METHODS', 'class_targets', 'cam_raw', 'gradcam_raw', 'gradcampp_raw', 'finish_maps', 'default_tap', 'compute_cams',
-           'MapWriter', 'load_maps', 'dataset_cams', 'wsol_cam', 'dashed_parser', 'dash_argv', 'parse_dashed',
-           'cam_cli']
+           'dataset_cams', 'wsol_cam']
 
 # %% ../nbs/06_cam.ipynb #9d8b2ed1
 METHODS = ('cam', 'gradcam', 'gradcam++')
@@ -111,32 +109,7 @@ def compute_cams(bb:Backbone, # the classifier
         return finish_maps(raw.detach(), x.shape[-2:]), logits.detach()
     finally: bb.train(was)
 
-# %% ../nbs/06_cam.ipynb #574d29e8
-class MapWriter:
-    "Stream (id -> array) pairs into an .npz file, atomically (temporary file + `os.replace` on close); `.ids` in order."
-    def __init__(self, fn, dtype=np.float32): # dtype of the stored arrays (None: keep each array's own)
-        self.fn, self.dtype = Path(fn), dtype
-        self.fn.parent.mkdir(parents=True, exist_ok=True); self.ids, self._seen = [], set()
-        fd, self.tmp = tempfile.mkstemp(dir=self.fn.parent, prefix=f'.{self.fn.name}.', suffix='.tmp'); os.close(fd)
-        self.zf = zipfile.ZipFile(self.tmp, 'w', zipfile.ZIP_DEFLATED, compresslevel=1, allowZip64=True)
-    def add(self, id:str, m):
-        if id in self._seen: raise ValueError(f"duplicate image id {id!r} in {self.fn}")
-        self._seen.add(id); self.ids.append(id)
-        with self.zf.open(f'{id}.npy', 'w', force_zip64=True) as f:
-            np.lib.format.write_array(f, np.ascontiguousarray(np.asarray(m, dtype=self.dtype)), allow_pickle=False)
-    def __enter__(self): return self
-    def __exit__(self, typ, *a):
-        self.zf.close()
-        if typ is None: os.replace(self.tmp, self.fn)
-        elif os.path.exists(self.tmp): os.unlink(self.tmp)
-
-def load_maps(fn) -> dict:
-    "Read a maps .npz into a dict id -> float32 (H,W) array."
-    with np.load(fn, allow_pickle=False) as z: return {k: z[k] for k in z.files}
-
 # %% ../nbs/06_cam.ipynb #97bc418b
-def _device(d): return torch.device(('cuda' if torch.cuda.is_available() else 'cpu') if d == 'auto' else d)
-
 def _collate(batch):
     "`collate_skip`, but a batch of unreadable images only reports its count."
     from wsol_nb.data import collate_skip
@@ -158,88 +131,45 @@ def dataset_cams(bb:Backbone, # classifier
         for i, m, p in zip(b['id'], maps.cpu().numpy(), top5): writer.add(i, m); preds[i] = p
     return preds, skipped
 
-def wsol_cam(data:Param("dataset root", str, required=True)=None,
-            out:Param("MAPS.npz to write (one float32 size x size map per image id)", str, required=True)=None,
-            format:Param("dataset format", str, choices=['cub', 'imagenet', 'wsoleval'])='cub',
-            metadata:Param("wsolevaluation metadata folder (format wsoleval)", str)=None,
-            split:Param("split to read", str)='test',
-            backbone:Param("backbone name (wsol_nb.backbones.BACKBONES)", str)='efficientnet_lite0',
-            weights:Param("'imagenet', a weights/checkpoint file, or 'none'", str)='imagenet',
-            num_classes:Param("classes of a fine-tuned checkpoint's head (default: as the weights)", int)=None,
-            tap:Param("tap to read (default: the backbone's cam tap)", str)=None,
-            method:Param("map method", str, choices=list(METHODS))='cam',
-            target:Param("class whose map is computed", str, choices=['gt', 'top1'])='gt',
-            predictions:Param("also write PRED.json: id -> top-5 class indices", str)=None,
-            batch_size:Param("images per batch", int)=32,
-            size:Param("side of the square the whole image is resized to", int)=224,
-            device:Param("'auto', 'cpu', 'cuda', 'cuda:1', ...", str)='auto',
-            workers:Param("data loader worker processes", int)=0,
-            progress:Param("show a progress bar", bool)=True):
+def wsol_cam(data:str, # dataset root
+            out:str, # MAPS.npz to write (one float32 size x size map per image id)
+            format:str='cub', # dataset format: 'cub', 'imagenet' or 'wsoleval'
+            metadata:str=None, # wsolevaluation metadata folder (format wsoleval)
+            split:str='test', # split to read
+            backbone:str='efficientnet_lite0', # backbone name (wsol_nb.backbones.BACKBONES)
+            weights:str='imagenet', # 'imagenet', a weights/checkpoint file, or 'none'
+            num_classes:int=None, # classes of a fine-tuned checkpoint's head (default: as the weights)
+            tap:str=None, # tap to read (default: the backbone's cam tap)
+            method:str='cam', # map method: one of `METHODS`
+            target:str='gt', # class whose map is computed: 'gt' or 'top1'
+            predictions:str=None, # also write PRED.json: id -> top-5 class indices
+            batch_size:int=32, # images per batch
+            size:int=224, # side of the square the whole image is resized to
+            device:str='auto', # 'auto', 'cpu', 'cuda', 'cuda:1', ...
+            workers:int=0, # data loader worker processes
+            progress:bool=True): # show a progress bar
     "Compute CAM / Grad-CAM / Grad-CAM++ maps for a dataset split and write them to an .npz file."
-    from wsol_nb.data import load_dataset, eval_transform, atomic_write
+    from wsol_nb.data import load_dataset, eval_transform
     t0 = time.time()
     ds = load_dataset(data, format=format, split=split, metadata=metadata, transform=eval_transform('wsoleval', size=size))
     ds.masks = False
-    if not len(ds): raise SystemExit(f"wsol-cam: no images in split {split!r} of {data}")
+    if not len(ds): raise ValueError(f"no images in split {split!r} of {data}")
     w = None if str(weights).lower() == 'none' else weights
-    bb = get_backbone(backbone, w, num_classes).to(_device(device))
+    bb = get_backbone(backbone, w, num_classes).to(get_device(device))
     k = bb.fc.out_features
     if target == 'gt' and max(ds.labels) >= k:
-        raise SystemExit(f"wsol-cam: labels of {data} go up to {max(ds.labels)} but {backbone} has {k} classes: "
+        raise ValueError(f"labels of {data} go up to {max(ds.labels)} but {backbone} has {k} classes: "
                          "pass a fine-tuned checkpoint (--weights FILE) or --target top1")
     with MapWriter(out) as wr:
         preds, skipped = dataset_cams(bb, ds, wr, method, target, tap, batch_size, workers, progress)
-    if predictions: atomic_write(predictions, json.dumps(preds))
+    if predictions: write_json(predictions, preds, indent=None)
     miss = [r.id for r in ds.records if r.id not in preds]  # unreadable (worker processes keep their own ds.skipped)
     cfg = dict(data=str(data), format=format, metadata=metadata, split=split, backbone=backbone, weights=str(weights),
                tap=tap or default_tap(bb, method), method=method, target=target, size=size, n_maps=len(preds),
                n_skipped=skipped, skipped=miss, seconds=round(time.time()-t0, 1))
-    p = Path(out); atomic_write(p.with_name(p.stem + '_config.json'), json.dumps(cfg, indent=1))
+    p = Path(out); write_json(p.with_name(p.stem + '_config.json'), cfg)
     msg = f"wsol-cam: wrote {len(preds)} {method} maps ({size}x{size}) to {out}"
     if skipped: msg += f"; skipped {skipped} unreadable image(s): {', '.join(miss[:10])}{' ...' if len(miss) > 10 else ''}"
     print(msg)
     return cfg
-
-class _Fmt(argparse.RawDescriptionHelpFormatter):
-    def __init__(self, prog): super().__init__(prog, max_help_position=36, width=110)
-
-def dashed_parser(func, # a function whose parameters are annotated with fastcore `Param`s
-                  prog:str, # the command's name
-                  description:str|None=None, # what the command does (default: `func`'s docstring)
-                  epilog:str|None=None, # text after the options, e.g. an example
-                 ) -> argparse.ArgumentParser:
-    "An argparse parser of `func`'s parameters with options spelled `--multi-word` (a bool `x=True` becomes `--no-x`)."
-    p = argparse.ArgumentParser(prog, description=description or func.__doc__, epilog=epilog, formatter_class=_Fmt)
-    for k, v in docments(func, full=True, returns=False, eval_str=True).items():
-        a = copy.copy(v.anno) if isinstance(v.anno, Param) else Param(v.docment, v.anno)
-        h = a.help; a.set_default(v.default)
-        kw = dict(a.kwargs, dest=k)
-        if a.action in ('store_true', 'store_false'): kw['help'] = f'do not {h[0].lower()}{h[1:]}' if a.negated else h
-        p.add_argument('--' + ('no-' if a.negated else '') + k.replace('_', '-'), **kw)
-    return p
-
-def dash_argv(argv:list, # command-line arguments
-              names, # the parameter names (`--batch_size` is rewritten only when `batch_size` is one)
-             ) -> list:
-    "Spell `--multi_word` options as `--multi-word`: the underscore spellings keep working without showing in `--help`."
-    def f(a):
-        if not a.startswith('--') or '_' not in a.partition('=')[0]: return a
-        k, eq, v = a[2:].partition('=')
-        return f"--{k.replace('_', '-')}{eq}{v}" if k in names or k.removeprefix('no_') in names else a
-    return [f(a) for a in argv]
-
-def parse_dashed(func, prog:str, argv:list|None=None, **kw) -> dict:
-    "Parse `argv` (default: `sys.argv[1:]`) with `dashed_parser(func, prog, **kw)`: the keyword arguments of `func`."
-    names = inspect.signature(func).parameters
-    return vars(dashed_parser(func, prog, **kw).parse_args(dash_argv(sys.argv[1:] if argv is None else argv, names)))
-
-_CAM_HELP = """Compute CAM / Grad-CAM / Grad-CAM++ score maps of a classifier for every image of a dataset split and write them
-to one .npz file (image id -> float32 map). Each image is resized whole (no crop) to SIZE x SIZE, so every map covers
-the whole image: `wsol-eval --maps` scores it under any protocol. Unreadable images are skipped and listed."""
-
-def cam_cli(argv:list|None=None): # arguments (default: sys.argv[1:])
-    "Entry point of the `wsol-cam` console script (options with dashes; the underscore spellings still work)."
-    wsol_cam(**parse_dashed(wsol_cam, 'wsol-cam', argv, description=_CAM_HELP,
-                            epilog='example: wsol-cam --data CUB_200_2011 --method gradcam --target top1 '
-                                   '--out maps.npz --predictions pred.json'))
 

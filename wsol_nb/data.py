@@ -16,13 +16,14 @@ from torchvision import tv_tensors as tvt
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 from functools import partial
-from .boxes import PROTOCOLS, Protocol
+from .boxes import get_protocol, protocol_family
+from .io import atomic_write
 
 # %% auto #0
-__all__ = ['IMG_EXTS', 'Record', 'atomic_write', 'read_rows', 'clean_boxes', 'read_size', 'to_rgb', 'load_image', 'load_mask',
-           'WSOLDataset', 'collate_skip', 'read_cub', 'write_cub', 'read_voc_xml', 'read_imagenet', 'read_wsoleval',
-           'write_wsoleval', 'load_dataset', 'ResizeTrunc', 'shift_boxes', 'clip_last', 'MapBoxes', 'protocol_family',
-           'get_protocol', 'eval_transform', 'RandomResizedBBoxCrop', 'train_transform', 'mask_box', 'show_sample']
+__all__ = ['IMG_EXTS', 'Record', 'read_rows', 'clean_boxes', 'read_size', 'to_rgb', 'load_image', 'load_mask', 'WSOLDataset',
+           'collate_skip', 'read_cub', 'write_cub', 'read_voc_xml', 'read_imagenet', 'read_wsoleval', 'write_wsoleval',
+           'load_dataset', 'ResizeTrunc', 'shift_boxes', 'clip_last', 'MapBoxes', 'eval_transform',
+           'RandomResizedBBoxCrop', 'train_transform', 'mask_box', 'show_sample']
 
 # %% ../nbs/03_data.ipynb #ff375bce
 def _as_boxes(b):
@@ -42,20 +43,6 @@ class Record:
         self.path, self.label, self.boxes = Path(self.path), int(self.label), _as_boxes(self.boxes)
         if self.size is not None: self.size = tuple(int(v) for v in self.size)
         if self.mask_path is not None: self.mask_path = Path(self.mask_path)
-
-# %% ../nbs/03_data.ipynb #2758d58f
-def atomic_write(fn, # file to write
-                 data:str|bytes):
-    "Write `data` to `fn` through a temporary file in the same folder and `os.replace`."
-    fn = Path(fn); fn.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=fn.parent, prefix=f'.{fn.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f: f.write(data.encode('utf-8') if isinstance(data, str) else data)
-        os.replace(tmp, fn)
-    except BaseException:
-        if os.path.exists(tmp): os.unlink(tmp)
-        raise
-    return fn
 
 # %% ../nbs/03_data.ipynb #96be4bc2
 def read_rows(fn, # text file, one row per non-blank line
@@ -283,19 +270,6 @@ def write_cub(root, # folder to write (images/, *.txt, segmentations/)
         if n not in rows: atomic_write(root/f'{n}.txt', '')
     return root
 
-# %% ../nbs/03_data.ipynb #4dffa9df
-def _demo_samples(n=6, seed=0):
-    "Tiny samples: one coloured rectangle (class = colour) per image, exact box and mask."
-    rng, cols = np.random.default_rng(seed), [(220, 40, 40), (40, 180, 60), (50, 80, 220)]
-    for i in range(n):
-        w, h = int(rng.integers(60, 120)), int(rng.integers(60, 120))
-        x1, y1 = int(rng.integers(0, w//2)), int(rng.integers(0, h//2))
-        x2, y2 = int(rng.integers(x1+10, w+1)), int(rng.integers(y1+10, h+1))
-        a = np.full((h, w, 3), 128, np.uint8); a[y1:y2, x1:x2] = cols[i % 3]
-        m = np.zeros((h, w), np.uint8); m[y1:y2, x1:x2] = 255
-        yield dict(path=f'{i%3+1:03d}.c{i%3}/img_{i}.png', label=i % 3, image=a, boxes=[[x1, y1, x2, y2]],
-                   train=i < 3, mask=m)
-
 # %% ../nbs/03_data.ipynb #a45615b9
 IMG_EXTS = {'.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff', '.gif'}
 
@@ -360,13 +334,6 @@ def _find_xml(p, xd, wnid):
     "First existing XML for image `p`: next to it, xd/<wnid>/, xd/."
     cs = [p.with_suffix('.xml')] + ([xd/wnid/f'{p.stem}.xml'] if wnid else []) + [xd/f'{p.stem}.xml']
     return next((c for c in cs if c.exists()), None)
-
-# %% ../nbs/03_data.ipynb #b73609e8
-def _voc_xml(fn, size, objs):
-    "Write a minimal Pascal VOC XML with `size` (w,h) and [(name, xyxy)] objects."
-    o = ''.join(f'<object><name>{n}</name><bndbox><xmin>{b[0]:g}</xmin><ymin>{b[1]:g}</ymin><xmax>{b[2]:g}</xmax>'
-                f'<ymax>{b[3]:g}</ymax></bndbox></object>' for n, b in objs)
-    atomic_write(fn, f'<annotation><size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>{o}</annotation>\n')
 
 # %% ../nbs/03_data.ipynb #52cf8a7d
 def read_wsoleval(meta_dir, # folder with image_ids.txt, class_labels.txt, image_sizes.txt, localization.txt
@@ -463,18 +430,6 @@ class MapBoxes(v2.Transform):
         if not isinstance(inpt, tvt.BoundingBoxes): return inpt
         b = TF.convert_bounding_box_format(inpt, new_format='XYXY')
         return tvt.wrap(self.f(b.as_subclass(torch.Tensor), b.canvas_size).to(b.dtype), like=b)
-
-def protocol_family(protocol) -> str:
-    "'wsoleval', 'psol' or 'spol' for a protocol name or object (e.g. 'psol_paper' -> 'psol')."
-    p = str(getattr(protocol, 'name', protocol)).lower()
-    for f in ('wsoleval', 'psol', 'spol'):
-        if p.startswith(f): return f
-    raise ValueError(f'unknown protocol {protocol!r}: expected wsoleval, psol[_paper|_official] or spol[_paper|_official]')
-
-def get_protocol(protocol) -> Protocol:
-    "The `Protocol` of a name (exact, else by family: 'psol_paper' -> 'psol') or the object itself."
-    if isinstance(protocol, Protocol): return protocol
-    return PROTOCOLS.get(protocol) or PROTOCOLS[protocol_family(protocol)]
 
 def eval_transform(protocol='wsoleval', # protocol name or `Protocol`
                    size=None): # final side (default: the protocol's)

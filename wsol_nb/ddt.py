@@ -4,25 +4,24 @@
 
 # %% ../nbs/07_ddt.ipynb #be28cee6
 from __future__ import annotations
-import copy, hashlib, inspect, json, math, sys, time, warnings
+import copy, hashlib, json, math, time, warnings
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
-from fastcore.script import Param
 from tqdm.auto import tqdm
 from .boxes import xyxy2nxywh
 from .extract import mask_boxes
 from .backbones import Backbone, get_backbone
-from .data import atomic_write, collate_skip, load_dataset
-from .cam import MapWriter, load_maps, parse_dashed
+from .data import collate_skip, load_dataset
+from .io import MapWriter, load_maps, atomic_write, write_json, get_device
 
 # %% auto #0
 __all__ = ['STATS_RULES', 'MAP_RULES', 'SIGN_RULES', 'DEFAULT_TAPS', 'DDT_PRESETS', 'FORMAT', 'check_finite', 'TooFewDescriptors',
            'PCAStats', 'orient', 'fit_ddt', 'PCAFit', 'top_eig', 'upsample_maps', 'ddt_boxes', 'default_tap',
            'features', 'ddt_features', 'co_localize', 'DDTPreset', 'ddt_set', 'generate_pseudo_boxes',
-           'load_pseudo_boxes', 'wsol_ddt', 'ddt_cli']
+           'load_pseudo_boxes', 'wsol_ddt']
 
 # %% ../nbs/07_ddt.ipynb #bff77c6a
 def _rows(f:Tensor) -> Tensor:
@@ -408,8 +407,8 @@ def _finish(out:Path, parts:list, cfg:dict, save_maps:bool) -> dict:
                 coords='xyxy: original image pixels, x1/y1 exclusive; nxywh: (x, y, w, h) / image (w, h, w, h)',
                 n_images=len(boxes), n_found=sum(v['found'] for v in boxes.values()), n_skipped=len(skipped),
                 skipped=[list(s) for s in skipped], sets=sets)
-    atomic_write(out/'boxes.json', json.dumps(dict(format=FORMAT, meta=meta, boxes=boxes)))
-    atomic_write(out/'xyxy.json', json.dumps({k: [r['xyxy']] for k, r in boxes.items()}))
+    write_json(out/'boxes.json', dict(format=FORMAT, meta=meta, boxes=boxes), indent=None)
+    write_json(out/'xyxy.json', {k: [r['xyxy']] for k, r in boxes.items()}, indent=None)
     bad = [k for k in boxes if ',' in k or '\n' in k]
     if bad: warnings.warn(f"localization.txt not written: image id with a comma or newline: {bad[0]!r}")
     else: atomic_write(out/'localization.txt', ''.join(f"{k}," + ','.join(str(int(round(v))) for v in r['xyxy']) + '\n'
@@ -491,7 +490,7 @@ def generate_pseudo_boxes(ds, # a `WSOLDataset` (`wsol_nb.data.load_dataset`)
                 if save_maps:
                     with MapWriter(fn.with_suffix('.maps.npz')) as w:
                         for k, m in zip(r['ids'], r['maps'].numpy()): w.add(k, m)
-            atomic_write(fn, json.dumps(part))
+            write_json(fn, part, indent=None)
     finally: pbar.close()
     meta = _finish(out, parts, cfg, save_maps)
     meta.update(n_sets=len(parts), n_sets_computed=len(todo), seconds=round(time.time() - t0, 2))
@@ -505,36 +504,35 @@ def load_pseudo_boxes(fn) -> tuple:
     return {k: np.asarray(v['xyxy'], np.float32) for k, v in d['boxes'].items()}, d['meta']
 
 # %% ../nbs/07_ddt.ipynb #130bc594
-def _device(d): return torch.device(('cuda' if torch.cuda.is_available() else 'cpu') if d == 'auto' else d)
-
-def wsol_ddt(data:Param("dataset root", str, required=True)=None,
-             out:Param("output folder (boxes.json, localization.txt, pca.npz, maps.npz, parts/)", str, required=True)=None,
-             format:Param("dataset format", str, choices=['cub', 'imagenet', 'wsoleval'])='cub',
-             metadata:Param("wsolevaluation metadata folder (format wsoleval)", str)=None,
-             split:Param("split to read", str)='train',
-             preset:Param("settings preset", str, choices=list(DDT_PRESETS))='efficientnet_lite0',
-             backbone:Param("backbone name (default: the preset's)", str)=None,
-             weights:Param("'imagenet', a weights/checkpoint file, or 'none'", str)='imagenet',
-             tap:Param("feature tap (default: the preset's, or the backbone's last stage)", str)=None,
-             size:Param("side of the square input (default: the preset's, 448)", int)=None,
-             class_agnostic:Param("one PCA over the whole split instead of one per class", bool)=False,
-             save_maps:Param("also write maps.npz (id -> DDT map on the feature grid)", bool)=False,
-             batch_size:Param("images per batch", int)=16,
-             sign:Param("sign rule of the principal direction (default: the preset's)", str, choices=list(SIGN_RULES))=None,
-             upsample:Param("box from the grid ('nearest') or a bilinearly upsampled map", str, choices=['nearest', 'bilinear'])=None,
-             device:Param("'auto', 'cpu', 'cuda', 'cuda:1', ...", str)='auto',
-             workers:Param("data loader worker processes", int)=0,
-             amp:Param("bfloat16 autocast", bool)=False,
-             channels_last:Param("NHWC memory format", bool)=False,
-             progress:Param("show progress bars", bool)=True):
+def wsol_ddt(data:str, # dataset root
+             out:str, # output folder (boxes.json, localization.txt, pca.npz, maps.npz, parts/)
+             format:str='cub', # dataset format: 'cub', 'imagenet' or 'wsoleval'
+             metadata:str=None, # wsolevaluation metadata folder (format wsoleval)
+             split:str='train', # split to read
+             preset:str='efficientnet_lite0', # settings preset: a name in `DDT_PRESETS`
+             backbone:str=None, # backbone name (default: the preset's)
+             weights:str='imagenet', # 'imagenet', a weights/checkpoint file, or 'none'
+             tap:str=None, # feature tap (default: the preset's, or the backbone's last stage)
+             size:int=None, # side of the square input (default: the preset's, 448)
+             class_agnostic:bool=False, # one PCA over the whole split instead of one per class
+             save_maps:bool=False, # also write maps.npz (id -> DDT map on the feature grid)
+             batch_size:int=16, # images per batch
+             sign:str=None, # sign rule of the principal direction, a name in `SIGN_RULES` (default: the preset's)
+             upsample:str=None, # box from the grid ('nearest') or a bilinearly upsampled map ('bilinear')
+             device:str='auto', # 'auto', 'cpu', 'cuda', 'cuda:1', ...
+             workers:int=0, # data loader worker processes
+             amp:bool=False, # bfloat16 autocast
+             channels_last:bool=False, # NHWC memory format
+             progress:bool=True): # show progress bars
     "Write DDT pseudo boxes (one PCA per class, or class-agnostic) for a dataset split."
+    if preset not in DDT_PRESETS: raise ValueError(f"unknown DDT preset {preset!r}; presets: {', '.join(DDT_PRESETS)}")
     p = DDT_PRESETS[preset]
     bname = backbone or p.backbone
     tap = tap or (p.tap if bname == p.backbone else None)
     ds = load_dataset(data, format=format, split=split, metadata=metadata)
-    if not len(ds): raise SystemExit(f"wsol-ddt: no images in split {split!r} of {data}")
+    if not len(ds): raise ValueError(f"no images in split {split!r} of {data}")
     w = None if str(weights).lower() == 'none' else weights
-    bb = get_backbone(bname, w).to(_device(device))
+    bb = get_backbone(bname, w).to(get_device(device))
     meta = generate_pseudo_boxes(ds, bb, tap, size or p.size, class_agnostic or p.class_agnostic, out, save_maps, batch_size,
                                  sign or p.sign, upsample or p.upsample, workers, None, amp, channels_last, progress=progress)
     msg = (f"wsol-ddt: {meta['n_images']} boxes ({meta['n_found']} with a positive region) for {meta['n_sets']} set(s) "
@@ -543,14 +541,4 @@ def wsol_ddt(data:Param("dataset root", str, required=True)=None,
     if meta['n_skipped']: msg += f"; skipped {meta['n_skipped']} unreadable image(s): {', '.join(s[0] for s in meta['skipped'][:10])}"
     print(msg)
     return meta
-
-_DDT_HELP = """PSOL's pseudo boxes: DDT co-localization (deep descriptor PCA, one per class or one over the whole split)
-on a dataset split, no training needed. Writes OUT/boxes.json (id -> xyxy box, the input of wsol-train psol),
-xyxy.json, localization.txt (PSOL's format), pca.npz and, with --save-maps, maps.npz. Finished classes are kept
-in OUT/parts, so a rerun resumes. --preset psol uses PSOL's settings (VGG16, 448 px); explicit options override it."""
-
-def ddt_cli(argv:list|None=None): # arguments (default: sys.argv[1:])
-    "Entry point of the `wsol-ddt` console script (options with dashes; the underscore spellings still work)."
-    wsol_ddt(**parse_dashed(wsol_ddt, 'wsol-ddt', argv, description=_DDT_HELP,
-                            epilog='example: wsol-ddt --data CUB_200_2011 --split train --preset psol --out ddt_train'))
 

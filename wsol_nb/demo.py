@@ -4,16 +4,17 @@
 
 # %% ../nbs/15_demo.ipynb #6de3f9af
 from __future__ import annotations
-import argparse, json, time, platform, sys
+import json, time, platform, sys
 from pathlib import Path
 import numpy as np, torch
-from .data import load_dataset, load_mask, atomic_write
+from .data import load_dataset, load_mask
+from .io import atomic_write, write_json, load_maps, MapWriter
 from .metrics import evaluate_maps, evaluate_boxes, baseline_localizers
 from .synthetic import default_dataset, make_synthetic
 
 # %% auto #0
 __all__ = ['PROTOCOL_NAMES', 'COLUMNS', 'STEPS', 'TestSet', 'eval_all', 'step_baselines', 'step_cam', 'step_ddt', 'step_psol',
-           'step_spol', 'results_table', 'write_report', 'sample_figure', 'run_demo', 'demo_parser', 'demo_cli']
+           'step_spol', 'results_table', 'write_report', 'sample_figure', 'run_demo']
 
 # %% ../nbs/15_demo.ipynb #64399810
 class TestSet:
@@ -51,9 +52,7 @@ def eval_all(ts:TestSet, # the test set
     return res
 
 # %% ../nbs/15_demo.ipynb #eac66fd9
-def _json(obj, fn): atomic_write(fn, json.dumps(obj, indent=1, default=float))
-
-def step_baselines(ts:TestSet, out:Path, preds=None, **kw) -> dict:
+def step_baselines(ts:TestSet, preds=None) -> dict:
     "Full-image box and centred box of the best side fraction (chosen per protocol on the test set: an upper bound)."
     res = {}
     for p in PROTOCOL_NAMES:
@@ -63,27 +62,30 @@ def step_baselines(ts:TestSet, out:Path, preds=None, **kw) -> dict:
     return res
 
 # %% ../nbs/15_demo.ipynb #f6683c59
+def _runs(cfg:dict) -> dict:
+    "How the demo's training runs treat run folders left by an earlier demo: refuse (default), resume or overwrite."
+    return dict(resume=cfg.get('resume', False), overwrite=cfg.get('overwrite', False))
+
 def step_cam(root, ts:TestSet, out:Path, cfg:dict, progress=True) -> tuple:
     "Fine-tune the classifier, predict top-5 classes, write CAMs of the GT class: (results, preds, maps)."
     from wsol_nb.psol import train_classifier, predict_topk
-    from wsol_nb.cam import dataset_cams, MapWriter, load_maps
+    from wsol_nb.cam import dataset_cams
     from torchvision.transforms import v2
-    r = train_classifier(root, 'cub', split='train', preset='synthetic', out=out/'classifier', progress=progress,
+    r = train_classifier(root, 'cub', split='train', preset='synthetic', out=out/'classifier', progress=progress, **_runs(cfg),
                          max_steps=cfg.get('max_steps'), epochs=cfg.get('cls_epochs'))
     m = r.model.eval()
     preds = predict_topk(m, ts.ds)
-    _json(preds, out/'predictions.json')
+    write_json(out/'predictions.json', preds)
     S = r.config['size']
     ds = load_dataset(root, 'cub', 'test', transform=v2.Resize((S, S)))
     with MapWriter(out/'cam_maps.npz') as w: dataset_cams(m, ds, w, 'cam', 'gt', progress=progress)
     maps = load_maps(out/'cam_maps.npz')
     top1 = float(np.mean([preds[i][0] == l for i, l in zip(ts.ids, ts.labels)]) * 100)
-    return dict(classifier_top1=top1, classifier_seconds=r.config.get('result', {}).get('seconds')), preds, maps
+    return dict(classifier_top1=top1, classifier_seconds=r.result.get('seconds')), preds, maps
 
 # %% ../nbs/15_demo.ipynb #aa74bcda
 def _ddt_run(root, split, out, size, progress):
     from wsol_nb.ddt import generate_pseudo_boxes, load_pseudo_boxes
-    from wsol_nb.cam import load_maps
     ds = load_dataset(root, 'cub', split)
     meta = generate_pseudo_boxes(ds, 'efficientnet_lite0', size=size, out_dir=out, save_maps=True, progress=progress)
     boxes, _ = load_pseudo_boxes(out)
@@ -105,17 +107,16 @@ def step_psol(root, ts:TestSet, out:Path, cfg:dict, progress=True) -> tuple:
     "PSOL-Sep trained on the DDT pseudo boxes of the training images: (info, test boxes)."
     from wsol_nb.psol import train_psol, predict_boxes, save_boxes
     r = train_psol(root, 'cub', split='train', boxes=out/'ddt_train'/'boxes.json', preset='synthetic', out=out/'psol',
-                   progress=progress, max_steps=cfg.get('max_steps'), epochs=cfg.get('psol_epochs'))
+                   progress=progress, **_runs(cfg), max_steps=cfg.get('max_steps'), epochs=cfg.get('psol_epochs'))
     boxes = predict_boxes(r.model.eval(), ts.ds)
     save_boxes(boxes, out/'psol'/'boxes_test.json', ts.ds)
-    return dict(psol_seconds=r.config.get('result', {}).get('seconds')), {k: [v] for k, v in boxes.items()}
+    return dict(psol_seconds=r.result.get('seconds')), {k: [v] for k, v in boxes.items()}
 
 # %% ../nbs/15_demo.ipynb #68a61f5c
 def step_spol(root, ts:TestSet, out:Path, cfg:dict, progress=True) -> tuple:
     "SPOL end to end (synthetic preset): (info, test boxes, whole-image foreground maps)."
     from wsol_nb.spol import spol_pipeline, predict_spol
-    from wsol_nb.cam import load_maps
-    res = spol_pipeline(root, out=out/'spol', preset='synthetic', max_steps=cfg.get('max_steps'),
+    res = spol_pipeline(root, out=out/'spol', preset='synthetic', max_steps=cfg.get('max_steps'), **_runs(cfg),
                         cam_epochs=cfg.get('spol_epochs'), seg_epochs=cfg.get('spol_epochs'), progress=progress)
     boxes = json.loads((out/'spol'/'boxes.json').read_text())
     predict_spol(out/'spol'/'seg', root, 'wsoleval', out=out/'spol'/'wsoleval', progress=progress)
@@ -157,7 +158,7 @@ def write_report(out:Path, rows:dict, info:dict, cfg:dict, ts:TestSet, figure:st
     if figure: md += ['', f'![samples]({figure})']
     fn = out/'report.md'
     atomic_write(fn, '\n'.join(md) + '\n')
-    _json(dict(results=rows, info=info, config=cfg, python=sys.version.split()[0], torch=torch.__version__), out/'report.json')
+    write_json(out/'report.json', dict(results=rows, info=info, config=cfg, python=sys.version.split()[0], torch=torch.__version__))
     return fn
 
 # %% ../nbs/15_demo.ipynb #166d682c
@@ -196,6 +197,8 @@ def run_demo(out='demo_out', # output folder (report.md, report.json, samples.pn
              data=None, # a CUB-format dataset root (default: the embedded dataset, generated once)
              steps=STEPS, # steps to run, in order (`psol` needs `ddt`)
              quick:bool=False, # a tiny dataset and a few training steps: a smoke test, not the story
+             resume:bool=False, # continue the training runs an earlier (interrupted) demo left in `out`
+             overwrite:bool=False, # replace the training runs an earlier demo left in `out`
              progress:bool=True) -> dict:
     "Run the demo; returns dict(rows, info, report)."
     t0, out = time.time(), Path(out)
@@ -205,12 +208,12 @@ def run_demo(out='demo_out', # output folder (report.md, report.json, samples.pn
     if 'psol' in steps and 'ddt' not in steps: raise ValueError("step 'psol' trains on the pseudo boxes of step 'ddt'")
     if data is None:
         data = make_synthetic(out/'data', n_classes=3, n_train=6, n_test=3, size=96, overwrite=True) if quick else default_dataset()
-    cfg = dict(data=str(data), steps=list(steps), quick=quick)
+    cfg = dict(data=str(data), steps=list(steps), quick=quick, resume=resume, overwrite=overwrite)
     if quick: cfg.update(max_steps=2, ddt_size=96)
     ts, rows, info, maps, boxes, preds = TestSet(data), {}, {}, {}, {}, None
     if 'cam' in steps:
         i, preds, maps['CAM'] = step_cam(data, ts, out, cfg, progress); info.update(i)
-    if 'baselines' in steps: rows.update(step_baselines(ts, out, preds))
+    if 'baselines' in steps: rows.update(step_baselines(ts, preds))
     if 'cam' in steps: rows['CAM (classifier, GT class)'] = eval_all(ts, maps=maps['CAM'], preds=preds)
     if 'ddt' in steps:
         i, maps['DDT'], dbox = step_ddt(data, ts, out, cfg, progress); info.update(i)
@@ -226,21 +229,3 @@ def run_demo(out='demo_out', # output folder (report.md, report.json, samples.pn
     fig = sample_figure(ts, out, maps, boxes, n=min(6, len(ts))) if (maps or boxes) else None
     cfg['seconds'] = time.time() - t0
     return dict(rows=rows, info=info, report=write_report(out, rows, info, cfg, ts, fig))
-
-# %% ../nbs/15_demo.ipynb #58c5c6b8
-def demo_parser() -> argparse.ArgumentParser:
-    "Options of `wsol-demo`."
-    ap = argparse.ArgumentParser('wsol-demo', description="Run the kit's main job on the embedded dataset and write "
-                                 "OUT/report.md, report.json and samples.png.")
-    ap.add_argument('--out', default='demo_out', help='output folder (default: demo_out)')
-    ap.add_argument('--data', default=None, help='CUB-format dataset root (default: the embedded dataset)')
-    ap.add_argument('--steps', default=','.join(STEPS), help='comma-separated steps (default: all): ' + ','.join(STEPS))
-    ap.add_argument('--quick', action='store_true', help='tiny data and a few training steps (a smoke test)')
-    ap.add_argument('--no-progress', action='store_true', help='hide progress bars')
-    return ap
-
-def demo_cli(argv:list|None=None): # arguments (default: sys.argv[1:])
-    "Entry point of `wsol-demo`: runs `run_demo` and prints the report."
-    a = demo_parser().parse_args(argv)
-    r = run_demo(a.out, a.data, [s.strip() for s in a.steps.split(',') if s.strip()], a.quick, not a.no_progress)
-    print(Path(r['report']).read_text())

@@ -4,28 +4,28 @@
 
 # %% ../nbs/11_psol.ipynb #4ef69714
 from __future__ import annotations
-import json, math, os, time, warnings
+import json, math, warnings
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.data import DataLoader
-from torchvision import tv_tensors as tvt
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 from .boxes import PROTOCOLS, Protocol, nxywh2xyxy, xyxy2nxywh, clip_boxes, image_boxes
-from .data import (WSOLDataset, Record, load_dataset, collate_skip, eval_transform, get_protocol,
-                          RandomResizedBBoxCrop, atomic_write)
+from .data import WSOLDataset, load_dataset, collate_skip, eval_transform, RandomResizedBBoxCrop
+from .boxes import get_protocol
+from .io import write_json, get_device
 from .backbones import Backbone, get_backbone
-from .train import Trainer, param_groups, split_params, default_x, default_device, is_main, load_ckpt, set_seed
+from .train import (Preset, RunOptions, TrainResult, configure, split_options, run_options, fit_run, load_run,
+                           param_groups, split_params, default_x, set_seed, set_bn_momentum)
 
 # %% auto #0
 __all__ = ['PRESETS', 'read_pseudo_boxes', 'pseudo_box', 'with_pseudo_boxes', 'crop_target', 'psol_transform', 'box_target',
            'psol_collate', 'reg_head', 'PSOLNet', 'build_psol', 'psol_loss', 'psol_step', 'PSOLPreset', 'get_preset',
-           'psol_protocol', 'save_json', 'TrainResult', 'set_bn_momentum', 'train_psol', 'load_psol', 'crop_to_image',
-           'predict_boxes', 'save_boxes', 'ce_step', 'train_classifier', 'predict_topk', 'score_boxes', 'evaluate_psol',
-           'show_predictions']
+           'psol_protocol', 'train_psol', 'load_psol', 'crop_to_image', 'predict_boxes', 'save_boxes', 'ce_step',
+           'train_classifier', 'predict_topk', 'score_boxes', 'evaluate_psol', 'show_predictions']
 
 # %% ../nbs/11_psol.ipynb #142fc4bf
 def read_pseudo_boxes(src, # boxes.json, a folder holding one, or a dict id -> entry
@@ -186,9 +186,8 @@ def psol_step(model, batch, loss_scale:float=1.):
 
 # %% ../nbs/11_psol.ipynb #098dd63b
 @dataclass(frozen=True)
-class PSOLPreset:
-    "Hyperparameters of a PSOL (or classifier) run, named for their source."
-    name:str
+class PSOLPreset(Preset):
+    "Hyperparameters of a PSOL (or classifier) run, named for their source (`Preset`: name, source, changed values)."
     lr:float=1e-3 # backbone learning rate (new layers: x head_lr_mult)
     lr_batch:int|None=None # if set, lr is scaled by batch_size / lr_batch (official code)
     batch_size:int=64
@@ -203,7 +202,6 @@ class PSOLPreset:
     cls_step:int=10 # classification-related runs: lr / 10 every cls_step epochs
     sched:str='const' # localization schedule: 'const' (paper: noisy boxes want a large lr) or 'cos'
     bn_momentum:float|None=None # set the backbone's BatchNorm momentum (None: keep the network's)
-    source:str=''
     def lr_for(self, bs:int) -> float: "Learning rate at batch size `bs`."; return self.lr * bs / self.lr_batch if self.lr_batch else self.lr
 
 _PAPER = "PSOL paper (Zhang et al. 2020), Sec. 4.2"
@@ -245,87 +243,34 @@ def psol_protocol(size:int=224, # test crop side
     return p if (resize, size) == (256, 224) else replace(p, resize=(resize, resize), crop=size)
 
 # %% ../nbs/11_psol.ipynb #f6f32a22
-def save_json(obj, fn) -> Path:
-    "Write `obj` as indented JSON to `fn` atomically."
-    return atomic_write(fn, json.dumps(obj, indent=1, default=str) + '\n')
-
-@dataclass
-class TrainResult:
-    "What a training run leaves: checkpoint, config (as written to config.json), loss history, the trained model."
-    ckpt:Path
-    config:dict
-    history:list
-    model:nn.Module
-    def __repr__(self):
-        r = self.config.get('result', {})
-        return f"TrainResult(ckpt={self.ckpt}, steps={r.get('steps')}, seconds={r.get('seconds')}, final_loss={r.get('final_loss')})"
-
 _ARCH = ('kind', 'backbone', 'variant', 'num_classes', 'hidden', 'size', 'resize')
 
-def _sizes(p:PSOLPreset, backbone, size):
-    "(crop, resize) of a run: the preset's, InceptionV3's 299/320 under a 224 preset, or `size` at the preset's ratio."
-    if size: return int(size), round(int(size) * p.resize / p.size)
-    if backbone == 'inception_v3' and p.size == 224: return 299, 320
+def _sizes(p:PSOLPreset, base:PSOLPreset, backbone) -> tuple:
+    "(crop, resize) of a run: the preset's; a replaced `size` keeps the preset's resize ratio; InceptionV3 takes 299/320 under a 224 preset."
+    ch = dict(p.changed)
+    if 'size' in ch and 'resize' not in ch: return p.size, round(p.size * base.resize / base.size)
+    if backbone == 'inception_v3' and p.size == 224 and 'size' not in ch: return 299, 320
     return p.size, p.resize
-
-def _workers(workers, device):
-    if workers is not None: return int(workers)
-    return min(8, os.cpu_count() or 1) if torch.device(device or default_device()).type == 'cuda' else 0
-
-def _check_out(out:Path, cfg:dict, resume):
-    "Refuse to resume (or to overwrite) a run of another kind or architecture in `out`."
-    fn = out/'config.json'
-    if not fn.exists(): return
-    try: old = json.loads(fn.read_text())
-    except ValueError as e: raise ValueError(f"{fn}: unreadable config ({e}); remove it or choose another out") from None
-    keys = _ARCH + ('batch_size', 'seed') if resume else ('kind',)
-    diff = [k for k in keys if old.get(k) != cfg.get(k)]
-    if diff: raise ValueError(f"{fn} holds a run with other {diff} ({[old.get(k) for k in diff]} vs {[cfg.get(k) for k in diff]}): "
-                              f"choose another out" + ("" if resume else " or remove it"))
-
-def _fit(model, new:list, ds, collate, step, cfg:dict, out, sched, milestones, resume, cbs, max_steps,
-         workers, device, amp, ckpt_every, progress):
-    "Shared tail of the training functions: loader, trainer, config before and after, result."
-    out = Path(out); _check_out(out, cfg, resume)
-    bs, w = cfg['batch_size'], _workers(workers, device)
-    dl = DataLoader(ds, bs, shuffle=True, collate_fn=collate, num_workers=w, persistent_workers=w > 0,
-                    pin_memory=torch.device(device or default_device()).type == 'cuda')
-    pg = param_groups(*split_params(model, new), head_lr_mult=cfg['head_lr_mult'])
-    ms = [int(m * len(dl)) for m in milestones]
-    tr = Trainer(model, dl, step=step, params=pg, lr=cfg['lr'], mom=cfg['mom'], wd=cfg['wd'], sched=sched, milestones=ms,
-                 epochs=cfg['epochs'], max_steps=max_steps, cbs=cbs, device=device, amp=amp, ckpt=out/'model.pt',
-                 ckpt_every=ckpt_every, resume=resume, seed=cfg['seed'], progress=progress)
-    cfg.update(milestones_steps=ms, steps_per_epoch=len(dl), device=str(tr.device), amp=tr.amp)
-    if is_main(): save_json(cfg, out/'config.json')
-    t0, c0 = time.perf_counter(), time.process_time()
-    h = tr.fit()
-    cfg['result'] = dict(steps=tr.step, epochs=tr.epoch, stopped=tr.stopped, seconds=round(time.perf_counter() - t0, 2),
-                         cpu_seconds=round(time.process_time() - c0, 2),
-                         final_loss=float(np.mean([r['loss'] for r in h[-max(1, len(dl)):]])) if h else None)
-    if is_main(): save_json(cfg, out/'config.json')
-    return TrainResult(out/'model.pt', cfg, h, model)
-
-def set_bn_momentum(model:nn.Module, momentum:float|None):
-    "Set the momentum of every BatchNorm layer of `model` (None: leave them); returns `model`."
-    if momentum is not None:
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm): m.momentum = momentum
-    return model
 
 def _dataset(root, format, split, metadata):
     "`root` itself if it is a `WSOLDataset`, else the split read from disk; and the root's path."
     if isinstance(root, WSOLDataset): return root, root.root
     return load_dataset(root, format, split, metadata), root
 
-def _base_cfg(kind, root, format, metadata, split, ds, backbone, weights, p, epochs, batch_size, lr, size, resize, seed, **kw):
-    bs = int(batch_size or p.batch_size)
-    return dict(kind=kind, backbone=backbone, weights=None if weights is None else str(weights), size=size, resize=resize,
+def _recipe(preset, format, kw, origin) -> tuple:
+    "(preset with the overrides in `kw`, the unchanged preset, run options) of a PSOL-side run."
+    ro, kw = split_options(kw)
+    base = get_preset(preset, format)
+    p = configure(base, origin, **kw)
+    return p, base, ro
+
+def _run_config(kind, p:PSOLPreset, root, format, metadata, split, ds, backbone, weights, S, R, **kw) -> dict:
+    "What a PSOL-side run is: kind, architecture, data and every preset value with its origin (config.json)."
+    return dict(kind=kind, backbone=backbone, weights=None if weights is None else str(weights), size=S, resize=R,
                 data=dict(root=str(root), format=format, split=split, metadata=None if metadata is None else str(metadata),
                           n_images=len(ds), n_classes=len(ds.classes)),
-                preset=p.name, preset_source=p.source, epochs=int(epochs or p.epochs), batch_size=bs,
-                lr=float(lr if lr is not None else p.lr_for(bs)), mom=p.mom, bn_momentum=p.bn_momentum,
-                crop_scale=list(p.crop_scale), seed=seed,
-                started=time.strftime('%Y-%m-%dT%H:%M:%S'), torch=torch.__version__, **kw)
+                preset=p.name, preset_source=p.source, values=p.values(), origins=p.origins(),
+                head_lr_mult=p.head_lr_mult, bn_momentum=p.bn_momentum, crop_scale=list(p.crop_scale), **kw)
 
 def train_psol(root, # dataset root (or a `WSOLDataset` of the training split)
                format:str='cub', # 'cub', 'imagenet', 'wsoleval' or 'auto'
@@ -334,57 +279,43 @@ def train_psol(root, # dataset root (or a `WSOLDataset` of the training split)
                boxes=None, # pseudo boxes: boxes.json (or its folder) from wsol-ddt, a dict id -> xyxy, or 'gt'
                backbone:str='efficientnet_lite0',
                weights='imagenet', # backbone weights: 'imagenet', a file or None
-               preset='synthetic', # name in `PRESETS` ('psol_paper'/'psol_official' take the dataset from `format`)
-               out='psol_run', # folder for model.pt and config.json
-               epochs:int|None=None, batch_size:int|None=None, lr:float|None=None, # None: the preset's
-               size:int|None=None, # training crop side (None: the preset's; InceptionV3: 299)
+               preset='synthetic', # a `PSOLPreset` or its name ('psol_paper'/'psol_official' take the dataset from `format`)
                variant:str='sep', # 'sep' or 'joint'
-               resume:bool=False, # continue the run in `out`
-               cbs=(), # trainer callbacks
-               loss_scale:float|None=None, wd:float|None=None, head_lr_mult:float|None=None, # None: the preset's
-               max_steps:int|None=None, # stop after this many steps
-               seed:int=0, workers:int|None=None, device=None, amp:bool|None=None, ckpt_every:int|None=None,
-               progress:bool=True) -> TrainResult:
+               run:RunOptions|None=None, # where and how (any field can also be given by keyword: out=, resume=, ...)
+               origin:str='argument', # recorded in config.json as the origin of the preset values given here
+               **kw) -> TrainResult: # `PSOLPreset` fields (epochs, batch_size, lr, size, wd, loss_scale ...) and `RunOptions` fields
     "Train PSOL's box regressor (-Sep) or regressor + classifier (-Joint) on pseudo boxes."
     if boxes is None: raise ValueError("PSOL trains on pseudo boxes: pass boxes= (boxes.json from wsol-ddt, a dict id -> xyxy, or 'gt')")
     if variant not in ('sep', 'joint'): raise ValueError(f"variant must be 'sep' or 'joint', got {variant!r}")
-    p = get_preset(preset, format)
-    S, R = _sizes(p, backbone, size)
+    p, base, ro = _recipe(preset, format, kw, origin)
+    run = run_options(run, **{'out': 'psol_run', **ro}) if run is None else run_options(run, **ro)
+    S, R = _sizes(p, base, backbone)
     ds, root = _dataset(root, format, split, metadata)
     tds = with_pseudo_boxes(ds, boxes, psol_transform(S, scale=p.crop_scale))
     joint = variant == 'joint'
-    set_seed(seed)
+    set_seed(run.seed)
     model = set_bn_momentum(build_psol(backbone, weights, variant, len(ds.classes) if joint else None), p.bn_momentum)
-    cfg = _base_cfg('psol', root, format, metadata, split, tds, backbone, weights, p, epochs, batch_size, lr, S, R, seed,
-                    variant=variant, num_classes=len(ds.classes) if joint else None, hidden=model.reg[0].out_features,
-                    boxes=boxes if isinstance(boxes, str) else str(boxes) if isinstance(boxes, Path) else f'dict of {len(boxes)}',
-                    n_left_out=len(ds) - len(tds), wd=float(p.wd if wd is None else wd),
-                    head_lr_mult=float(p.head_lr_mult if head_lr_mult is None else head_lr_mult),
-                    loss_scale=float(p.loss_scale if loss_scale is None else loss_scale), new_layers=model.new_layers)
+    cfg = _run_config('psol', p, root, format, metadata, split, tds, backbone, weights, S, R,
+                      variant=variant, num_classes=len(ds.classes) if joint else None, hidden=model.reg[0].out_features,
+                      boxes=boxes if isinstance(boxes, str) else str(boxes) if isinstance(boxes, Path) else f'dict of {len(boxes)}',
+                      n_left_out=len(ds) - len(tds), loss_scale=p.loss_scale, new_layers=model.new_layers)
     model.protocol = psol_protocol(S, R)
-    ms = list(range(p.cls_step, cfg['epochs'], p.cls_step)) if joint else []
-    cfg['sched'] = 'step' if joint else p.sched
-    return _fit(model, model.new_layers, tds, psol_collate, partial(psol_step, loss_scale=cfg['loss_scale']), cfg, out,
-                cfg['sched'], ms, resume, cbs, max_steps, workers, device, amp, ckpt_every, progress)
+    pg = param_groups(*split_params(model, model.new_layers), head_lr_mult=p.head_lr_mult)
+    return fit_run(model, tds, partial(psol_step, loss_scale=p.loss_scale), run, cfg, pg, epochs=p.epochs, batch_size=p.batch_size,
+                   lr=p.lr if 'lr' in dict(p.changed) else p.lr_for(p.batch_size), mom=p.mom, wd=p.wd,
+                   sched='step' if joint else p.sched, milestones=list(range(p.cls_step, p.epochs, p.cls_step)) if joint else [],
+                   collate=psol_collate, arch_keys=_ARCH)
 
 # %% ../nbs/11_psol.ipynb #450cab55
-def load_psol(ckpt, # model.pt of a run (its config.json alongside), or the run folder
+def load_psol(run, # a run folder of `train_psol` / `train_classifier` (or its ckpt.pt)
               device='cpu'):
-    "Rebuild a trained PSOL model (`PSOLNet`) or classifier (`Backbone`) from its run folder, in eval mode."
-    ckpt = Path(ckpt)
-    if ckpt.is_dir(): ckpt = ckpt/'model.pt'
-    fn = ckpt.parent/'config.json'
-    if not fn.is_file(): raise FileNotFoundError(f"{fn} not found: load_psol needs the config.json written next to {ckpt.name}")
-    cfg = json.loads(fn.read_text())
-    sd = load_ckpt(ckpt)
-    sd = sd.get('model', sd)
-    if cfg.get('kind') == 'psol':
-        m = build_psol(cfg['backbone'], None, cfg['variant'], cfg.get('num_classes'), cfg.get('hidden', 512))
-    elif cfg.get('kind') == 'classifier': m = get_backbone(cfg['backbone'], None, cfg['num_classes'])
-    else: raise ValueError(f"{fn}: unknown run kind {cfg.get('kind')!r} (expected 'psol' or 'classifier')")
+    "Rebuild a trained PSOL model (`PSOLNet`) or classifier (`Backbone`) from its run folder, in eval mode; its config in `.run_config`."
+    cfg, sd = load_run(run, ('psol', 'classifier'))
+    if cfg['kind'] == 'psol': m = build_psol(cfg['backbone'], None, cfg['variant'], cfg.get('num_classes'), cfg.get('hidden', 512))
+    else: m = get_backbone(cfg['backbone'], None, cfg['num_classes'])
     try: m.load_state_dict(sd)
-    except RuntimeError as e: raise RuntimeError(f"{ckpt} does not fit the model described in {fn}: {str(e)[:400]}") from None
-    m.protocol, m.config = psol_protocol(cfg['size'], cfg['resize']), cfg
+    except RuntimeError as e: raise ValueError(f"{run}: the checkpoint does not fit the model its config.json describes: {str(e)[:300]}") from None
+    m.protocol, m.run_config = psol_protocol(cfg['size'], cfg['resize']), cfg
     return m.to(device).eval()
 
 # %% ../nbs/11_psol.ipynb #af47c879
@@ -407,7 +338,7 @@ def _loader(data, transform, batch_size, workers):
 
 def _run(model, dl, device, progress, desc):
     "Yield (batch, model output) over `dl` without gradients."
-    device = torch.device(device) if device is not None else default_device()
+    device = get_device(device)
     model = model.to(device).eval()
     with torch.no_grad():
         for b in tqdm(dl, desc=desc, disable=not progress):
@@ -435,7 +366,7 @@ def save_boxes(boxes:dict, # id -> [x1,y1,x2,y2] (from `predict_boxes`)
     for k, b in boxes.items():
         out[k] = dict(xyxy=[float(v) for v in b])
         if k in sizes: out[k]['nxywh'] = [float(v) for v in xyxy2nxywh(torch.tensor(b), *ds.image_size(sizes[k]))]
-    return save_json(out, fn)
+    return write_json(fn, out)
 
 # %% ../nbs/11_psol.ipynb #181036fa
 def ce_step(model, batch):
@@ -447,28 +378,27 @@ def ce_step(model, batch):
 def train_classifier(root, # dataset root (or a `WSOLDataset` of the training split)
                      format:str='cub', metadata=None, split:str='train',
                      backbone:str='efficientnet_lite0', weights='imagenet',
-                     preset='synthetic', # name in `PRESETS` (its classification schedule and sizes)
-                     out='cls_run', # folder for model.pt and config.json
-                     epochs:int|None=None, batch_size:int|None=None, lr:float|None=None, size:int|None=None,
-                     resume:bool=False, cbs=(), wd:float|None=None, head_lr_mult:float|None=None, max_steps:int|None=None,
-                     seed:int=0, workers:int|None=None, device=None, amp:bool|None=None, ckpt_every:int|None=None,
-                     progress:bool=True) -> TrainResult:
+                     preset='synthetic', # a `PSOLPreset` or its name (its classification schedule and sizes)
+                     run:RunOptions|None=None, # where and how (any field can also be given by keyword)
+                     origin:str='argument', # recorded as the origin of the preset values given here
+                     **kw) -> TrainResult: # `PSOLPreset` fields (epochs, batch_size, lr, size ...) and `RunOptions` fields
     "Fine-tune a backbone on the class labels of a split (the classification model of PSOL-Sep)."
-    p = get_preset(preset, format)
-    S, R = _sizes(p, backbone, size)
+    p, base, ro = _recipe(preset, format, kw, origin)
+    run = run_options(run, **{'out': 'cls_run', **ro}) if run is None else run_options(run, **ro)
+    S, R = _sizes(p, base, backbone)
     ds, root = _dataset(root, format, split, metadata)
     tds = _copy(ds, [replace(r, boxes=np.zeros((0, 4), np.float32), mask_path=None) for r in ds.records], psol_transform(S))
-    set_seed(seed)
+    set_seed(run.seed)
     k = len(ds.classes)
     model = set_bn_momentum(get_backbone(backbone, weights, k), p.bn_momentum)
     new = ['fc'] if weights is None or k != 1000 else []
-    cfg = _base_cfg('classifier', root, format, metadata, split, tds, backbone, weights, p, epochs, batch_size, lr, S, R, seed,
-                    variant=None, num_classes=k, hidden=None, wd=float(p.wd if wd is None else wd),
-                    head_lr_mult=float(p.head_lr_mult if head_lr_mult is None else head_lr_mult), new_layers=new, sched='step')
+    cfg = _run_config('classifier', p, root, format, metadata, split, tds, backbone, weights, S, R,
+                      variant=None, num_classes=k, hidden=None, new_layers=new)
     model.protocol = psol_protocol(S, R)
-    ms = list(range(p.cls_step, cfg['epochs'], p.cls_step))
-    return _fit(model, new or ['fc'], tds, collate_skip, ce_step, cfg, out, 'step', ms, resume, cbs, max_steps,
-                workers, device, amp, ckpt_every, progress)
+    pg = param_groups(*split_params(model, new or ['fc']), head_lr_mult=p.head_lr_mult)
+    return fit_run(model, tds, ce_step, run, cfg, pg, epochs=p.epochs, batch_size=p.batch_size,
+                   lr=p.lr if 'lr' in dict(p.changed) else p.lr_for(p.batch_size), mom=p.mom, wd=p.wd, sched='step',
+                   milestones=list(range(p.cls_step, p.epochs, p.cls_step)), collate=collate_skip, arch_keys=_ARCH)
 
 # %% ../nbs/11_psol.ipynb #7fd3e4f5
 def _logits(o, model):

@@ -4,9 +4,9 @@
 
 # %% ../nbs/12_spol.ipynb #213a1416
 from __future__ import annotations
-import hashlib, json, os, tempfile, time, warnings, zipfile
+import hashlib, os, time, warnings, zipfile
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, asdict, replace, fields
+from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import NamedTuple
 import numpy as np, torch, torch.nn.functional as F
@@ -17,14 +17,16 @@ from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
 from .boxes import image_boxes
 from .extract import mask_boxes
-from .data import WSOLDataset, load_dataset, collate_skip, eval_transform, train_transform, atomic_write, get_protocol
+from .boxes import get_protocol
+from .data import WSOLDataset, load_dataset, collate_skip, eval_transform, train_transform
+from .io import MapWriter, write_json, read_json, get_device
 from .backbones import get_backbone
 from .mff import MFFNet, MFFLoss, param_groups
 from .gppl import gppl, seg_loss, norm_max, get_preset as gppl_preset, IGNORE
-from .train import Trainer, set_seed, load_ckpt, default_x, is_main
-from .cam import MapWriter
+from .train import (Preset, RunOptions, configure, split_options, run_options, fit_run, load_run, set_seed,
+                           default_x, set_bn_momentum)
 from .metrics import evaluate_boxes
-from .psol import set_bn_momentum
+
 
 # %% auto #0
 __all__ = ['SPOL_PRESETS', 'SPOLPreset', 'get_spol_preset', 'load_spol_model', 'train_spol_cam', 'ArrayWriter',
@@ -34,9 +36,8 @@ __all__ = ['SPOL_PRESETS', 'SPOLPreset', 'get_spol_preset', 'load_spol_model', '
 
 # %% ../nbs/12_spol.ipynb #60d8ef1f
 @dataclass(frozen=True)
-class SPOLPreset:
-    "Hyperparameters of one SPOL recipe, named for their source."
-    name:str
+class SPOLPreset(Preset):
+    "Hyperparameters of one SPOL recipe, named for their source (`Preset`: name, source, changed values)."
     backbone:str='resnet50'   # backbone of both MFF-Nets
     resize:int=256            # training: Resize((resize,resize)) ...
     crop:int=224              # ... -> RandomCrop(crop) -> horizontal flip
@@ -57,7 +58,6 @@ class SPOLPreset:
     threshold:float=0.2       # sigmoid threshold of the predicted mask
     pick_threshold:bool=False # `spol_pipeline`: choose it after training on the training split's GT boxes (`choose_threshold`)
     protocol:str='spol'       # evaluation protocol (`wsol_nb.boxes.PROTOCOLS`)
-    source:str=''
 
 _CODE = 'weijun-arc/SPOL @7a9d985'
 SPOL_PRESETS = {p.name: p for p in [
@@ -82,15 +82,13 @@ SPOL_PRESETS = {p.name: p for p in [
 ]}
 
 def get_spol_preset(preset:str|SPOLPreset='spol_official_cub', # name in `SPOL_PRESETS` or a `SPOLPreset`
+                    origin:str='argument', # recorded as the origin of the values in `kw` (`wsol_nb.train.configure`)
                     **kw) -> SPOLPreset: # fields to override; None values are ignored
     "Look up a SPOL preset and override some of its fields."
     if isinstance(preset, str):
         if preset not in SPOL_PRESETS: raise ValueError(f"unknown SPOL preset {preset!r}; choose from {list(SPOL_PRESETS)}")
         preset = SPOL_PRESETS[preset]
-    kw = {k: v for k, v in kw.items() if v is not None}
-    bad = set(kw) - {f.name for f in fields(SPOLPreset)}
-    if bad: raise TypeError(f"unknown SPOL preset field(s) {sorted(bad)}")
-    p = replace(preset, **kw) if kw else preset
+    p = configure(preset, origin, **kw)
     if p.crop > p.resize: raise ValueError(f"crop {p.crop} is larger than the resize {p.resize}")
     if not 0 < p.threshold < 1: raise ValueError(f"threshold must lie in (0,1), got {p.threshold}")
     return p
@@ -110,17 +108,6 @@ def _data_info(data, format, metadata, split, ds) -> dict:
     return dict(data=root, format=None if isinstance(data, WSOLDataset) else format, metadata=metadata, split=split,
                 n_images=len(ds), classes=list(ds.classes))
 
-def _write_json(fn, obj): atomic_write(fn, json.dumps(obj, indent=1, default=str))
-
-def _read_json(fn) -> dict:
-    fn = Path(fn)
-    if not fn.is_file(): raise FileNotFoundError(f"{fn} not found")
-    try: return json.loads(fn.read_text())
-    except ValueError as e: raise ValueError(f"{fn}: not valid JSON ({e})") from None
-
-def _device(model, device=None) -> torch.device:
-    return torch.device(device) if device is not None else next(model.parameters()).device
-
 @contextmanager
 def _evaluating(m):
     "Run `m` in eval mode (BatchNorm statistics untouched), restoring its mode afterwards."
@@ -129,47 +116,35 @@ def _evaluating(m):
     finally: m.train(was)
 
 # %% ../nbs/12_spol.ipynb #0676c3de
-def load_spol_model(run, # a run folder of `train_spol_cam`/`train_spol_seg` (config.json + ckpt.pt)
+def load_spol_model(run, # a run folder of `train_spol_cam`/`train_spol_seg`
                     device=None) -> MFFNet: # where to put it (default: the CPU)
-    "Rebuild the MFF-Net of a training run, in eval mode, with its config in `.spol_config`."
-    run = Path(run)
-    cfg = _read_json(run/'config.json')
-    ck = load_ckpt(run/'ckpt.pt')
+    "Rebuild the MFF-Net of a training run, in eval mode, with its config in `.run_config`."
+    cfg, sd = load_run(run, ('cam', 'seg'))
     m = MFFNet(get_backbone(cfg['backbone'], None), len(cfg['classes']) if cfg['kind'] == 'cam' else 1,
                aux=cfg.get('aux', True), head='cls' if cfg['kind'] == 'cam' else 'seg')
-    try: m.load_state_dict(ck['model'])
-    except RuntimeError as e: raise RuntimeError(f"{run/'ckpt.pt'} does not fit the network described in {run/'config.json'}: {str(e)[:400]}") from None
-    m.spol_config = cfg
+    try: m.load_state_dict(sd)
+    except RuntimeError as e: raise ValueError(f"{run}: the checkpoint does not fit the network its config.json describes: {str(e)[:300]}") from None
+    m.run_config = cfg
     return m.to(device or 'cpu').eval()
 
 # %% ../nbs/12_spol.ipynb #3dff73d1
-def _fit(model, ds, step, params, p:SPOLPreset, epochs, bs, out, kind, info, resume, cbs, device, workers, seed,
-         max_steps, progress, ckpt_every, extra=None) -> MFFNet:
-    "Shared loop of both training steps: DataLoader, `Trainer`, config.json before and after the run."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    bs = min(bs, len(ds))
-    if bs < 2: raise ValueError(f"{kind} training needs at least 2 images, got {len(ds)}")
-    dl = DataLoader(ds, batch_size=bs, shuffle=True, num_workers=workers, drop_last=len(ds) % bs == 1,
-                    collate_fn=getattr(ds, 'collate', collate_skip))
-    tr = Trainer(model, dl, step=step, params=params, mom=p.mom, nesterov=p.nesterov, wd=p.wd, epochs=epochs,
-                 max_steps=max_steps, cbs=cbs, device=device, ckpt=out/'ckpt.pt', ckpt_every=ckpt_every, resume=resume,
-                 seed=seed, progress=progress)
-    cfg = dict(kind=kind, out=str(out), preset=p.name, **{k: v for k, v in asdict(p).items() if k not in ('name', 'source')},
-               epochs=epochs, batch_size=bs, max_steps=max_steps, seed=seed, **info, **(extra or {}),
-               source=p.source, status='running', device=str(tr.device))
-    if is_main(): _write_json(out/'config.json', cfg)
-    model.spol_config = cfg                            # callbacks (the live monitor) read the preset's threshold
-    t0, c0 = time.time(), time.process_time()
-    tr.fit()
-    h = tr.history
-    cfg.update(status='stopped' if tr.stopped else 'done', steps=tr.step, seconds=round(time.time() - t0, 1),
-               cpu_seconds=round(time.process_time() - c0, 1),
-               first_loss=h[0]['loss'] if h else None, last_loss=float(np.mean([r['loss'] for r in h[-10:]])) if h else None,
-               skipped_batches=getattr(step, 'skipped', 0),
-               unreadable=[i for i, _ in getattr(getattr(ds, 'ds', ds), 'skipped', [])], # (with workers=0; workers keep their own)
-               images_per_s=round(float(np.mean([r['img_s'] for r in h])), 1) if h else None)
-    if is_main(): _write_json(out/'config.json', cfg)
-    model.spol_config, model.history = cfg, h
+_ARCH = ('kind', 'backbone', 'aux', 'crop', 'resize', 'classes')
+
+def _recipe(preset, kw, origin, aliases, **fixed) -> tuple:
+    "(SPOL preset with the overrides in `kw` and `fixed`, run options) of one network's run."
+    ro, kw = split_options(kw)
+    kw = {aliases.get(k, k): v for k, v in kw.items()}
+    return get_spol_preset(preset, origin, **fixed, **kw), ro
+
+def _train(model, ds, step, params, p:SPOLPreset, kind:str, epochs:int, bs:int, lr:float, run:RunOptions, info:dict) -> MFFNet:
+    "Both SPOL networks through `wsol_nb.train.fit_run`; the model comes back in eval mode with `.run_config`, `.run_result`, `.history`."
+    cfg = dict(kind=kind, preset=p.name, **p.values(), origins=p.origins(), source=p.source, **info)
+    src = getattr(ds, 'ds', ds)
+    report = lambda tr: dict(skipped_batches=getattr(step, 'skipped', 0),   # unreadable images (workers keep their own lists)
+                             unreadable=[i for i, _ in getattr(src, 'skipped', [])])
+    r = fit_run(model, ds, step, run, cfg, params, epochs=epochs, batch_size=bs, lr=lr, mom=p.mom, nesterov=p.nesterov,
+                wd=p.wd, collate=getattr(ds, 'collate', collate_skip), arch_keys=_ARCH, report=report)
+    model.run_config, model.run_result, model.history = r.config, r.result, r.history
     return model.eval()
 
 class _Step:
@@ -187,23 +162,16 @@ def train_spol_cam(root, # dataset root (or a `WSOLDataset`)
                    split:str='train', # split to train on
                    backbone:str=None, # backbone name (default: the preset's)
                    weights:str='imagenet', # backbone weights: 'imagenet', a file, or None
-                   preset:str='spol_official_cub', # name in `SPOL_PRESETS`
-                   out:str='spol_cam', # run folder (config.json, ckpt.pt)
+                   preset:str='spol_official_cub', # name in `SPOL_PRESETS` (or a `SPOLPreset`)
                    loss:str=None, # 'spol_official' or 'spol_paper' (default: the preset's)
-                   epochs:int=None, # default: the preset's
-                   batch_size:int=None, # default: the preset's
-                   max_steps:int=None, # stop after this many steps (smoke tests)
-                   resume:bool=False, # continue from out/ckpt.pt if it exists
-                   cbs=(), # `wsol_nb.train.Callback`s
-                   device:str=None, # default: cuda if available
-                   workers:int=0, # DataLoader worker processes
-                   seed:int=0, progress:bool=True,
-                   ckpt_every:int=None, # also checkpoint every this many steps
-                   **kw) -> MFFNet: # other `SPOLPreset` fields to override (lr_backbone, crop, ...)
+                   run:RunOptions|None=None, # where and how (any field can also be given by keyword: out=, resume=, ...)
+                   origin:str='argument', # recorded as the origin of the preset values given here
+                   **kw) -> MFFNet: # `SPOLPreset` fields (epochs, batch_size: MFF-Net1's; lr_backbone, crop, ...) and `RunOptions` fields
     "Step 2 of SPOL: train MFF-Net1 (class head + auxiliary loss) for classification; returns it in eval mode."
-    p = get_spol_preset(preset, backbone=backbone, loss=loss, cam_epochs=epochs, cam_bs=batch_size, **kw)
+    p, ro = _recipe(preset, kw, origin, dict(epochs='cam_epochs', batch_size='cam_bs'), backbone=backbone, loss=loss)
+    run = run_options(run, **{'out': 'spol_cam', **ro}) if run is None else run_options(run, **ro)
     ds = _dataset(root, format, metadata, split, train_transform('spol', size=p.crop, resize=p.resize))
-    set_seed(seed)
+    set_seed(run.seed)
     m = set_bn_momentum(MFFNet(get_backbone(p.backbone, weights), len(ds.classes), aux=p.aux), p.bn_momentum)
     if p.freeze_stem:
         if 'stem' not in m.bb.taps: raise ValueError(f"freeze_stem: {p.backbone} has no 'stem' stage")
@@ -211,9 +179,8 @@ def train_spol_cam(root, # dataset root (or a `WSOLDataset`)
     gs = [dict(g, params=[q for q in g['params'] if q.requires_grad]) for g in param_groups(m, p.lr_backbone, p.lr_new)]
     lf = MFFLoss(p.loss)
     step = _Step(lambda mod, b: lf(mod(default_x(b)), b['label']))
-    info = dict(_data_info(root, format, metadata, split, ds), weights=str(weights))
-    return _fit(m, ds, step, gs, p, p.cam_epochs, p.cam_bs, out, 'cam', info, resume, cbs, device, workers, seed,
-                max_steps, progress, ckpt_every)
+    info = dict(_data_info(root, format, metadata, split, ds), weights=str(weights), out=str(run.out))
+    return _train(m, ds, step, gs, p, 'cam', p.cam_epochs, p.cam_bs, p.lr_new, run, info)
 
 # %% ../nbs/12_spol.ipynb #2f8b42e0
 def ArrayWriter(fn): # .npz file to write
@@ -235,7 +202,7 @@ class PseudoMasks:
     "GPPL labels by image id (uint8 (S,S): 1 fg, 0 bg, 255 ignore), read lazily from a `make_pseudo_masks` folder."
     def __init__(self, d): # folder with index.json, labels.npz (and cams.npz)
         self.dir = Path(d)
-        self.index = _read_json(self.dir/'index.json')
+        self.index = read_json(self.dir/'index.json')
         self.size, self.ids = int(self.index['size']), list(self.index['ids'])
         self._set, self._z, self.reused = set(self.ids), {}, False
         for f in ['labels'] + (['cams'] if self.index.get('cams') else []):
@@ -301,7 +268,7 @@ def make_pseudo_masks(cam_model, # MFF-Net1, or its run folder
     d = _dataset(ds, format, metadata, split, v2.Resize((size, size), antialias=True))
     key = _mask_key(preset, size, model_fingerprint(m), [r.id for r in d.records])
     if (out/'index.json').exists() and not overwrite:
-        old = _read_json(out/'index.json')
+        old = read_json(out/'index.json')
         diff = [k for k in key if old.get(k) != key[k]]
         if diff: raise ValueError(f"{out} holds pseudo masks made with other {', '.join(diff)}: pass overwrite=True or another out")
         try:
@@ -327,7 +294,7 @@ def make_pseudo_masks(cam_model, # MFF-Net1, or its run folder
     if miss: warnings.warn(f"{len(miss)} unreadable training image(s) have no pseudo mask, e.g. {miss[:5]}")
     idx = dict(key, ids=ids, skipped=miss, cams=cams, n=len(ids), seconds=round(time.time() - t0, 1), version=1,
                **_data_info(ds, format, metadata, split, d))
-    _write_json(out/'index.json', idx)
+    write_json(out/'index.json', idx)
     return PseudoMasks(out)
 
 # %% ../nbs/12_spol.ipynb #abd9e040
@@ -366,25 +333,23 @@ def train_spol_seg(root, # dataset root (or a `WSOLDataset`), the split the mask
                    format:str='cub', metadata:str=None, split:str='train',
                    backbone:str=None, # default: the preset's
                    weights:str='imagenet', # MFF-Net2 starts from the ImageNet backbone (not from MFF-Net1)
-                   preset:str='spol_official_cub', # name in `SPOL_PRESETS`
-                   out:str='spol_seg', # run folder
-                   epochs:int=None, batch_size:int=None, lr:float=None, # defaults: the preset's
-                   max_steps:int=None, resume:bool=False, cbs=(), device:str=None, workers:int=0,
-                   seed:int=0, progress:bool=True, ckpt_every:int=None,
-                   **kw) -> MFFNet: # other `SPOLPreset` fields to override
+                   preset:str='spol_official_cub', # name in `SPOL_PRESETS` (or a `SPOLPreset`)
+                   run:RunOptions|None=None, # where and how (any field can also be given by keyword: out=, resume=, ...)
+                   origin:str='argument', # recorded as the origin of the preset values given here
+                   **kw) -> MFFNet: # `SPOLPreset` fields (epochs, batch_size, lr: MFF-Net2's; crop, ...) and `RunOptions` fields
     "Step 4 of SPOL: train the class-agnostic MFF-Net2 on the pseudo masks; returns it in eval mode."
     pm = masks if isinstance(masks, PseudoMasks) else PseudoMasks(masks)
-    p = get_spol_preset(preset, backbone=backbone, seg_epochs=epochs, seg_bs=batch_size, seg_lr=lr, **kw)
+    p, ro = _recipe(preset, kw, origin, dict(epochs='seg_epochs', batch_size='seg_bs', lr='seg_lr'), backbone=backbone)
+    run = run_options(run, **{'out': 'spol_seg', **ro}) if run is None else run_options(run, **ro)
     ds = SegData(_dataset(root, format, metadata, split), pm, p.resize, p.crop)
     if ds.missing: warnings.warn(f"{len(ds.missing)} of {len(ds.ds)} images have no pseudo mask and are left out, e.g. {ds.missing[:3]}")
-    set_seed(seed)
+    set_seed(run.seed)
     m = set_bn_momentum(MFFNet(get_backbone(p.backbone, weights), head='seg'), p.bn_momentum)
     gs = param_groups(m, p.seg_lr, p.seg_lr)
     step = _Step(lambda mod, b: seg_loss(mod(default_x(b))['logits'], b['mask']))
-    info = dict(_data_info(root, format, metadata, split, ds.ds), weights=str(weights), masks=str(pm.dir),
+    info = dict(_data_info(root, format, metadata, split, ds.ds), weights=str(weights), masks=str(pm.dir), out=str(run.out),
                 mask_preset=pm.index['preset']['name'], n_masked=len(ds), n_no_mask=len(ds.missing))
-    return _fit(m, ds, step, gs, p, p.seg_epochs, p.seg_bs, out, 'seg', info, resume, cbs, device, workers, seed,
-                max_steps, progress, ckpt_every)
+    return _train(m, ds, step, gs, p, 'seg', p.seg_epochs, p.seg_bs, p.seg_lr, run, info)
 
 # %% ../nbs/12_spol.ipynb #5a9e8350
 class SPOLPrediction(NamedTuple):
@@ -404,7 +369,7 @@ def fg_probs(seg_model:MFFNet, x:torch.Tensor) -> torch.Tensor:
 
 def _threshold(m, threshold):
     if threshold is not None: return float(threshold)
-    t = getattr(m, 'spol_config', {}).get('threshold')
+    t = getattr(m, 'run_config', {}).get('threshold')
     if t is None: raise ValueError("no threshold: pass threshold= (the model has no run config with a preset)")
     return float(t)
 
@@ -426,7 +391,7 @@ def predict_spol(seg_model, # MFF-Net2 or its run folder
     m = _as_model(seg_model, device); thr = _threshold(m, threshold)
     p = get_protocol(protocol)
     d = _dataset(ds, format, metadata, split, eval_transform(p))
-    dev, boxes, fboxes, nobox, t0 = _device(m, device), {}, {}, [], time.time()
+    dev, boxes, fboxes, nobox, t0 = get_device(device, m), {}, {}, [], time.time()
     with _evaluating(m), ExitStack() as st:
         wr = st.enter_context(MapWriter(Path(out)/'maps.npz')) if out is not None and maps else None
         for b in tqdm(_loader(d, batch_size, workers), desc='SPOL masks', disable=not progress):
@@ -449,10 +414,10 @@ def predict_spol(seg_model, # MFF-Net2 or its run folder
               + (f", {len(skipped)} unreadable" if skipped else '') + f" of {len(d)}")
     if out is not None:
         out = Path(out)
-        _write_json(out/'boxes.json', boxes); _write_json(out/'frame_boxes.json', fboxes)
-        _write_json(out/'prediction.json', dict(
+        write_json(out/'boxes.json', boxes); write_json(out/'frame_boxes.json', fboxes)
+        write_json(out/'prediction.json', dict(
             threshold=thr, protocol=p.name, n_boxes=len(boxes) - len(nobox), no_box=nobox, skipped=skipped,
-            seg=str(seg_model) if isinstance(seg_model, (str, Path)) else getattr(m, 'spol_config', {}).get('out'),
+            seg=str(seg_model) if isinstance(seg_model, (str, Path)) else getattr(m, 'run_config', {}).get('out'),
             **_data_info(ds, format, metadata, split, d), seconds=round(time.time() - t0, 1),
             boxes='boxes.json: id -> [x1,y1,x2,y2] in original image pixels (x2,y2 exclusive), [] = no contour; '
                   'frame_boxes.json: the same in the protocol frame; maps.npz: id -> float32 foreground probability '
@@ -471,8 +436,8 @@ def spol_accuracy(boxes:dict, # id -> [x1,y1,x2,y2] in original pixels ([] or mi
                   drop_no_contour:bool=None, # leave images without a box out (the released code); default: the protocol's
                   format:str='cub', metadata:str=None, split:str='test') -> dict:
     "GT-known (and Top-1/Top-5 Loc) in % of `boxes` under `protocol` (`wsol_nb.metrics.evaluate_boxes`)."
-    if isinstance(boxes, (str, Path)): boxes = _read_json(Path(boxes)/'boxes.json' if Path(boxes).is_dir() else boxes)
-    if isinstance(top5, (str, Path)): top5 = _read_json(top5)
+    if isinstance(boxes, (str, Path)): boxes = read_json(Path(boxes)/'boxes.json' if Path(boxes).is_dir() else boxes)
+    if isinstance(top5, (str, Path)): top5 = read_json(top5)
     d = ds if isinstance(ds, WSOLDataset) else _dataset(ds, format, metadata, split)
     ids = [r.id for r in d.records]
     preds = None
@@ -493,7 +458,7 @@ def predict_classes(model, # a classifier returning logits or dict(logits=...), 
     "id -> top-`k` class indices of `model` on the protocol's test-time images."
     m = _as_model(model, device)
     d = _dataset(ds, format, metadata, split, eval_transform(protocol))
-    dev, out = _device(m, device), {}
+    dev, out = get_device(device, m), {}
     with _evaluating(m):
         for b in tqdm(_loader(d, batch_size, workers), desc='classes', disable=not progress):
             if b is None: continue
@@ -513,7 +478,7 @@ def choose_threshold(seg_model, # MFF-Net2 or its run folder
     ths = [round(float(t), 4) for t in (np.arange(0.05, 0.96, 0.05) if thresholds is None else thresholds)]
     p = get_protocol(protocol)
     d = _dataset(ds, format, metadata, split, eval_transform(p))
-    dev, probs, meta = _device(m, device), [], []
+    dev, probs, meta = get_device(device, m), [], []
     with _evaluating(m):
         for b in tqdm(_loader(d, batch_size, 0), desc='threshold', disable=not progress):
             if b is None: continue
@@ -534,15 +499,15 @@ def spol_pipeline(root, # dataset root (or a `WSOLDataset` of all images; splits
                   test_metadata:str=None, # wsoleval: metadata folder of the test split (default: `metadata`)
                   weights:str='imagenet', threshold:float=None, protocol:str=None,
                   cam_epochs:int=None, seg_epochs:int=None, batch_size:int=None, max_steps:int=None,
-                  resume:bool=False, device:str=None, workers:int=0, progress:bool=True,
+                  resume:bool=False, overwrite:bool=False, device:str=None, workers:int=0, progress:bool=True,
                   **kw) -> dict: # other `SPOLPreset` fields
     "Algorithm 1 of SPOL end to end; returns (and writes to out/results.json) accuracies and timings."
     out, t0 = Path(out), time.time()
     p = get_spol_preset(preset, threshold=threshold, protocol=protocol, **kw)
-    pk = {k: v for k, v in asdict(p).items() if k not in ('name', 'source')}
+    pk = p.values()
     com = dict(format=format, device=device, workers=workers, progress=progress)
     tr = dict(com, metadata=metadata, split=train_split, preset=p.name, weights=weights, batch_size=batch_size,
-              max_steps=max_steps, resume=resume)
+              max_steps=max_steps, resume=resume, overwrite=overwrite)
     te = dict(com, metadata=test_metadata or metadata, split=test_split)
     ov = {k: v for k, v in pk.items() if k not in ('cam_epochs', 'seg_epochs', 'cam_bs', 'seg_bs')}
     t = time.time()
@@ -560,7 +525,7 @@ def spol_pipeline(root, # dataset root (or a `WSOLDataset` of all images; splits
     pr = predict_spol(seg, root, p.protocol, thr, out=out, **te)
     cls = predict_classes(cam, root, p.protocol, **te)
     t_pred = time.time() - t
-    _write_json(out/'classes.json', cls)
+    write_json(out/'classes.json', cls)
     d = _dataset(root, format, te['metadata'], test_split)
     res = dict(spol_accuracy(pr.boxes, d, p.protocol, top5=cls),
                gt_known_drop_no_contour=spol_accuracy(pr.boxes, d, p.protocol, drop_no_contour=True)['GT-known'],
@@ -570,7 +535,7 @@ def spol_pipeline(root, # dataset root (or a `WSOLDataset` of all images; splits
                seconds=dict(cam=round(t_cam, 1), masks=round(t_mask, 1), seg=round(t_seg, 1), predict=round(t_pred, 1),
                             total=round(time.time() - t0, 1)),
                masks_reused=pm.reused)
-    _write_json(out/'results.json', res)
+    write_json(out/'results.json', res)
     return res
 
 # %% ../nbs/12_spol.ipynb #fb62d19e
@@ -593,11 +558,11 @@ def show_spol(ds, # dataset root or `WSOLDataset`
     cams = labs = probs = None
     if cam_model is not None:
         cm = _as_model(cam_model)
-        with _evaluating(cm): cams = gt_cams(cm, x.to(_device(cm)), b['label'].to(_device(cm))).cpu()
+        with _evaluating(cm): cams = gt_cams(cm, x.to(get_device(model=cm)), b['label'].to(get_device(model=cm))).cpu()
         labs = gppl(cams, gppl_preset, norm=False).label.float(); labs[labs == IGNORE] = 0.5
     if seg_model is not None:
         sm = _as_model(seg_model); thr = _threshold(sm, threshold)
-        with _evaluating(sm): probs = fg_probs(sm, x.to(_device(sm))).cpu()
+        with _evaluating(sm): probs = fg_probs(sm, x.to(get_device(model=sm))).cpu()
         pbs = prob_boxes(probs, thr)
     if axs is None: _, axs = plt.subplots(n, 4, figsize=(7.2, 1.95 * n), squeeze=False)
     for k, r in enumerate(axs):

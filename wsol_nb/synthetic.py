@@ -11,7 +11,7 @@ from .data import write_cub, read_cub, write_wsoleval
 
 # %% auto #0
 __all__ = ['PATTERNS', 'PART_COLOURS', 'PALETTE', 'GEN_VERSION', 'DEFAULTS', 'class_spec', 'class_names', 'part_patch',
-           'draw_sample', 'write_synthetic_wsoleval', 'make_synthetic', 'default_dataset']
+           'draw_sample', 'write_synthetic_wsoleval', 'make_synthetic', 'default_dataset', 'is_synthetic']
 
 # %% ../nbs/04_synthetic.ipynb #22011499
 PATTERNS = ('checker', 'hstripes', 'vstripes', 'diagonal', 'dot', 'cross', 'ring')
@@ -211,3 +211,10 @@ def default_dataset(dest=None, # folder (default: $WSOL_DATA or ~/.cache/wsol_nb
     except (FileExistsError, OSError):
         if _matches(dest, p): return dest   # another process got there first
         raise
+
+# %% ../nbs/04_synthetic.ipynb #21a2760f
+def is_synthetic(root) -> bool:
+    "True if `root` holds a dataset written by `make_synthetic` (its params.json names the generator's parameters)."
+    try: q = json.loads((Path(root)/'params.json').read_text())
+    except (OSError, ValueError): return False
+    return isinstance(q, dict) and set(DEFAULTS) <= set(q) and 'version' in q

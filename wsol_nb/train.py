@@ -4,7 +4,8 @@
 
 # %% ../nbs/10_train.ipynb #f3ccf817
 from __future__ import annotations
-import ctypes, math, os, random, tempfile, threading, time
+import ctypes, datetime, fcntl, json, math, os, random, signal, threading, time
+from dataclasses import dataclass, fields, replace
 from itertools import islice
 from pathlib import Path
 import numpy as np
@@ -14,11 +15,15 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, IterableDataset, BatchSampler, RandomSampler, DistributedSampler
 from fastcore.basics import patch
 from tqdm.auto import tqdm
+from .io import atomic_file, atomic_write, get_device, write_json, read_json
 
 # %% auto #0
-__all__ = ['HOOKS', 'world_size', 'rank', 'local_rank', 'is_main', 'default_device', 'init_dist', 'close_dist', 'all_reduce_sum',
-           'set_seed', 'rng_state', 'set_rng_state', 'atomic_save', 'load_ckpt', 'to_device', 'default_x', 'batch_size',
-           'param_groups', 'split_params', 'sched_factor', 'Callback', 'NonFiniteLoss', 'tune_malloc', 'Trainer']
+__all__ = ['HOOKS', 'world_size', 'rank', 'local_rank', 'is_main', 'init_dist', 'close_dist', 'all_reduce_sum', 'set_seed',
+           'rng_state', 'set_rng_state', 'atomic_save', 'load_ckpt', 'to_device', 'default_x', 'batch_size',
+           'param_groups', 'split_params', 'sched_factor', 'Callback', 'NonFiniteLoss', 'tune_malloc', 'Trainer',
+           'Preset', 'configure', 'RunOptions', 'split_options', 'run_options', 'RunFolder', 'RunBusy', 'RunLog',
+           'read_metrics', 'run_config', 'load_run', 'set_bn_momentum', 'loader_workers', 'main_first', 'TrainResult',
+           'fit_run']
 
 # %% ../nbs/10_train.ipynb #b4da12e9
 def world_size() -> int:
@@ -37,9 +42,6 @@ def is_main() -> bool:
     "True on the process that logs, draws progress bars and writes files (rank 0)."
     return rank() == 0
 
-def default_device() -> torch.device:
-    "`cuda:LOCAL_RANK` when a GPU is available, else the CPU."
-    return torch.device('cuda', local_rank()) if torch.cuda.is_available() else torch.device('cpu')
 
 # %% ../nbs/10_train.ipynb #2e0332da
 def init_dist(backend:str|None=None, # 'nccl' or 'gloo'; default: nccl when CUDA is available, else gloo
@@ -101,22 +103,19 @@ def set_rng_state(s:dict):
 
 # %% ../nbs/10_train.ipynb #cbabfd17
 def atomic_save(obj, path:str|Path):
-    "`torch.save` to a temp file in the same folder, fsync, then `os.replace`: readers see the old or the new file."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp): os.remove(tmp)
-        raise
+    "`torch.save` through `wsol_nb.io.atomic_file`: readers see the old or the new file, never half of one."
+    with atomic_file(path) as f: torch.save(obj, f)
 
 def load_ckpt(path:str|Path) -> dict:
-    "Read a checkpoint with `weights_only=True` on the CPU; clear error when missing."
+    "Read a checkpoint with `weights_only=True` on the CPU; a missing, truncated or foreign file is an error naming it."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"checkpoint not found: {path}")
-    return torch.load(path, map_location='cpu', weights_only=True)
+    try: ck = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"{path}: not a readable checkpoint ({msg[:200]})") from None
+    if not isinstance(ck, dict): raise ValueError(f"{path}: not a checkpoint of this kit (a {type(ck).__name__})")
+    return ck
 
 # %% ../nbs/10_train.ipynb #79fa7e35
 def to_device(b, device, channels_last:bool=False):
@@ -245,8 +244,9 @@ class Trainer:
                  amp:bool|None=None, # bf16 autocast; default on for CUDA
                  channels_last:bool|None=None, # default on for CUDA
                  get_x=default_x, # batch -> model input (with `loss_func`)
-                 ckpt:str|Path|None=None, # checkpoint file, written every `ckpt_every` steps and at the end
-                 ckpt_every:int|None=None,
+                 ckpt:str|Path|None=None, # checkpoint file: written at each epoch's end, at the end, on a stop or interrupt
+                 ckpt_every:int|None=None, # also every this many steps
+                 ckpt_minutes:float|None=None, # also whenever this many minutes passed since the last checkpoint
                  resume:bool|str|Path=False, # True: continue from `ckpt` if it exists; a path: from that file
                  seed:int=0, # seeds the data order (per epoch)
                  progress:bool=True, # tqdm bar on rank 0
@@ -255,15 +255,15 @@ class Trainer:
                 ):
         if (loss_func is None) == (step is None): raise ValueError("give exactly one of loss_func or step")
         if epochs is None and max_steps is None: raise ValueError("give epochs or max_steps")
-        if ckpt_every and not ckpt: raise ValueError("ckpt_every needs ckpt=<file>")
+        if (ckpt_every or ckpt_minutes) and not ckpt: raise ValueError("ckpt_every / ckpt_minutes need ckpt=<file>")
         self.step_func = step or (lambda m, b: loss_func(m(get_x(b)), b))
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = get_device(device)
         cuda = self.device.type == 'cuda'
         if malloc_tune and self.device.type == 'cpu': tune_malloc()
         self.amp = cuda if amp is None else amp
         self.channels_last = cuda if channels_last is None else channels_last
         self.cbs, self.clip, self.seed, self.progress = list(cbs), clip, seed, progress
-        self.ckpt, self.ckpt_every, self.epochs = (Path(ckpt) if ckpt else None), ckpt_every, epochs
+        self.ckpt, self.ckpt_every, self.ckpt_minutes, self.epochs = (Path(ckpt) if ckpt else None), ckpt_every, ckpt_minutes, epochs
         if init_dist('nccl' if cuda else 'gloo') and cuda: self.device = torch.device('cuda', local_rank())
         self.model = model.to(self.device, memory_format=torch.channels_last) if self.channels_last else model.to(self.device)
         self.dmodel = DDP(self.model, device_ids=[self.device.index] if cuda else None, **(ddp_kw or {})) if world_size() > 1 else self.model
@@ -277,7 +277,7 @@ class Trainer:
         self.opt = torch.optim.SGD(gs, lr=lr, momentum=mom, nesterov=nesterov, weight_decay=wd)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, sched_factor(sched, self.total, milestones, gamma))
         self.step, self.epoch, self.epoch_step, self.history = 0, 0, 0, []
-        self.error, self.stopped, self._gen_state, self._last_ckpt = None, False, None, None
+        self.error, self.stopped, self.interrupted, self._gen_state, self._last_ckpt = None, False, None, None, None
         self._stop, self._running = threading.Event(), threading.Lock()
         if resume: self._resume(resume)
 
@@ -365,7 +365,13 @@ def _one_step(self:Trainer, b, pb):
     pb.set_postfix(epoch=self.epoch, loss=f'{lv:.4g}', img_s=f'{self.history[-1]["img_s"]:.0f}', refresh=False)
     pb.update(1)
     self._cb('after_step', self.step, lv, b)
-    if self.ckpt and self.ckpt_every and self.step % self.ckpt_every == 0: self.save(); self._last_ckpt = self.step
+    if self.ckpt and ((self.ckpt_every and self.step % self.ckpt_every == 0) or
+                      (self.ckpt_minutes and time.monotonic() - self._t_ckpt >= 60 * self.ckpt_minutes)): self._checkpoint()
+
+@patch
+def _checkpoint(self:Trainer):
+    "Write the checkpoint now (rank 0) and remember when and at which step."
+    self.save(); self._last_ckpt, self._t_ckpt = self.step, time.monotonic()
 
 @patch
 def _epoch_iter(self:Trainer):
@@ -397,24 +403,45 @@ def _run_epoch(self:Trainer, pb):
         if not self.epoch_step: raise RuntimeError(f"epoch {self.epoch} yielded no batch: empty data loader?")
         self._cb('after_epoch', self.epoch)
         self.epoch, self.epoch_step, self._gen_state = self.epoch + 1, 0, None
+        if self.ckpt and not self._done(): self._checkpoint()   # each epoch's end (the run's end is saved by `fit`)
+
+# %% ../nbs/10_train.ipynb #bece1b35
+class _stop_on_signals:
+    "While training in the main thread: the first SIGINT/SIGTERM asks the trainer to stop after the current step (which then checkpoints); a second SIGINT interrupts at once."
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    def __init__(self, tr): self.tr, self.old = tr, {}
+    def _handle(self, sig, frame):
+        if self.tr.interrupted and sig == signal.SIGINT: raise KeyboardInterrupt
+        self.tr.interrupted = signal.Signals(sig).name
+        self.tr.stop()
+        if is_main(): print(f"\n{self.tr.interrupted}: finishing step {self.tr.step + 1} and writing a checkpoint "
+                            f"(press Ctrl-C again to stop at once, without one)", flush=True)
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS: self.old[s] = signal.signal(s, self._handle)
+        return self
+    def __exit__(self, *a):
+        for s, h in self.old.items(): signal.signal(s, h)
 
 # %% ../nbs/10_train.ipynb #24a98e30
 @patch
 def fit(self:Trainer) -> list:
-    "Train to the end (or to a `stop()`); returns the history."
+    "Train to the end (or to a `stop()`, Ctrl-C or SIGTERM); returns the history."
     if not self._running.acquire(blocking=False): raise RuntimeError("this trainer is already running (fit_in_thread?)")
-    try: return self._fit()
+    try:
+        with _stop_on_signals(self): return self._fit()
     finally: self._running.release()
 
 @patch
 def _fit(self:Trainer) -> list:
-    self._stop.clear(); self.stopped, self.error, self._t = False, None, time.perf_counter()
+    self._stop.clear(); self.stopped, self.interrupted, self.error = False, None, None
+    self._t, self._t_ckpt = time.perf_counter(), time.monotonic()
     self.dmodel.train(); self.opt.zero_grad(set_to_none=True)
     pb = tqdm(total=self.total, initial=self.step, desc='train', disable=not (self.progress and is_main()))
     try:
         self._cb('before_fit')
         while not self._done() and not self.stopped: self._run_epoch(pb)
-        if self.ckpt: self.save(); self._last_ckpt = self.step
+        if self.ckpt: self._checkpoint()
     except BaseException as e:
         self.error = e; raise
     finally:
@@ -431,3 +458,286 @@ def fit_in_thread(self:Trainer) -> threading.Thread:
         except BaseException: pass  # kept in self.error
     th = threading.Thread(target=run, daemon=True, name='wsol-train'); th.start()
     return th
+
+# %% ../nbs/10_train.ipynb #b4e09c5c
+@dataclass(frozen=True)
+class Preset:
+    "Base of the kit's training recipes: a name, where its numbers come from, and the values replaced since (with their origin)."
+    name:str
+    source:str=''
+    changed:tuple=() # ((field, origin), ...): values set after the preset was chosen
+    def values(self) -> dict:
+        "The recipe's numbers (every field but name, source and changed)."
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ('name', 'source', 'changed')}
+    def origins(self) -> dict:
+        "Where each value comes from: its origin if it was replaced, else the preset's name."
+        ch = dict(self.changed)
+        return {k: ch.get(k, self.name) for k in self.values()}
+
+def configure(preset:Preset, # the recipe to start from
+              origin:str='argument', # where the new values come from: 'argument', 'command line', ...
+              aliases:dict|None=None, # keyword -> field, e.g. {'epochs': 'cam_epochs'}
+              **kw) -> Preset: # fields to replace; None values are ignored
+    "`preset` with the non-None `kw` replaced (`dataclasses.replace`), each replaced value recorded with `origin`."
+    kw = {(aliases or {}).get(k, k): v for k, v in kw.items() if v is not None}
+    names = set(preset.values())
+    bad = sorted(set(kw) - names)
+    if bad: raise TypeError(f"{type(preset).__name__} has no field {bad}; fields: {sorted(names)}")
+    if not kw: return preset
+    ch = dict(preset.changed); ch.update((k, origin) for k, v in kw.items() if v != getattr(preset, k))
+    return replace(preset, **kw, changed=tuple(ch.items()))
+
+# %% ../nbs/10_train.ipynb #3cd8820a
+@dataclass(frozen=True)
+class RunOptions:
+    "Where and how a run executes (unlike a `Preset`, nothing here is a hyperparameter of the paper)."
+    out:str|Path='run' # run folder
+    resume:bool=False # continue the run in `out` from its checkpoint
+    overwrite:bool=False # replace the run in `out` (default: refuse to touch a folder that holds a run)
+    max_steps:int|None=None # stop after this many optimizer steps (smoke tests)
+    seed:int=0 # initial weights of new layers and the data order
+    device:str|None=None # default: `wsol_nb.io.get_device`
+    workers:int|None=None # data loader processes (default: 0 on a CPU, up to 8 on a GPU)
+    amp:bool|None=None # bf16 autocast (default: on a GPU)
+    ckpt_every:int|None=None # also checkpoint every this many steps
+    ckpt_minutes:float|None=5. # also checkpoint whenever this many minutes passed (each epoch's end always)
+    progress:bool=True # progress bar
+    cbs:tuple=() # `Callback`s
+
+def split_options(kw:dict) -> tuple:
+    "Split keyword arguments into (`RunOptions` fields, the rest)."
+    names = {f.name for f in fields(RunOptions)}
+    return {k: v for k, v in kw.items() if k in names}, {k: v for k, v in kw.items() if k not in names}
+
+def run_options(run:RunOptions|None=None, **kw) -> RunOptions:
+    "`run` (default `RunOptions()`) with the given fields replaced."
+    run = run or RunOptions()
+    return replace(run, **{k: (tuple(v) if k == 'cbs' else v) for k, v in kw.items()}) if kw else run
+
+# %% ../nbs/10_train.ipynb #644beb87
+class RunFolder:
+    "One training run on disk: config.json, ckpt.pt, metrics.jsonl, result.json, and .lock while a process trains in it."
+    CONFIG, CKPT, METRICS, RESULT, LOCK = 'config.json', 'ckpt.pt', 'metrics.jsonl', 'result.json', '.lock'
+    def __init__(self, path): self.path, self._lock = Path(path), None
+    def __repr__(self): return f"RunFolder({str(self.path)!r}, {self.status()})"
+    def __truediv__(self, name): return self.path/name
+    @property
+    def ckpt(self) -> Path: return self.path/self.CKPT
+    def has_run(self) -> bool:
+        "True if the folder holds a run (a config or a checkpoint)."
+        return (self/self.CONFIG).is_file() or self.ckpt.is_file()
+    def config(self) -> dict: return read_json(self/self.CONFIG, 'run config')
+    def result(self) -> dict|None: return read_json(self/self.RESULT, 'run result') if (self/self.RESULT).is_file() else None
+    def locked(self) -> bool:
+        "True while a process (this one included) trains in this folder."
+        if self._lock is not None: return True
+        if not (self/self.LOCK).exists(): return False
+        with open(self/self.LOCK, 'a') as f:
+            try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError: return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+    def status(self) -> str:
+        "'empty', 'running', 'done', 'stopped', 'interrupted', 'failed' or 'killed' (see above)."
+        if not self.has_run(): return 'empty'
+        if self.locked(): return 'running'
+        r = self.result()
+        if r is None: return 'killed'
+        return 'killed' if r.get('status') == 'running' else r.get('status', 'killed')
+    def describe(self) -> str:
+        "One line: the run's kind, status and step."
+        r, c = self.result() or {}, read_json(self/self.CONFIG) if (self/self.CONFIG).is_file() else {}
+        return f"a {c.get('kind', 'training')} run ({self.status()}, step {r.get('steps', '?')})"
+
+# %% ../nbs/10_train.ipynb #d3309379
+class RunBusy(RuntimeError):
+    "Raised when another process trains in a run folder."
+
+@patch
+def check(self:RunFolder, resume:bool=False, overwrite:bool=False):
+    "Refuse (ValueError) a folder holding a run unless `resume` or `overwrite`; refuse both at once."
+    if resume and overwrite: raise ValueError("give resume (--resume) or overwrite (--overwrite), not both")
+    if self.locked(): raise RunBusy(f"{self.path} is in use: another process is training there (lock {self/self.LOCK})")
+    if self.has_run() and not (resume or overwrite):
+        raise ValueError(f"{self.path} holds {self.describe()}: pass --resume to continue it or --overwrite to replace it "
+                         f"(resume=True / overwrite=True in Python), or choose another folder")
+
+@patch
+def claim(self:RunFolder, resume:bool=False, overwrite:bool=False) -> RunFolder:
+    "`check`, then take the folder's lock (held until `release`); with `overwrite`, remove the old run's files."
+    self.check(resume, overwrite)
+    try:
+        self.path.mkdir(parents=True, exist_ok=True)
+        f = open(self/self.LOCK, 'a')
+    except OSError as e: raise OSError(e.errno, f"cannot write in {self.path}: {e.strerror}") from None
+    try: fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close(); raise RunBusy(f"{self.path} is in use: another process is training there (lock {self/self.LOCK})") from None
+    self._lock = f
+    if overwrite:
+        for n in (self.CKPT, self.METRICS, self.RESULT, self.CONFIG): (self/n).unlink(missing_ok=True)
+    return self
+
+@patch
+def release(self:RunFolder):
+    "Drop the lock (the `.lock` file stays: an unlocked file means nobody trains here)."
+    if self._lock is not None: fcntl.flock(self._lock, fcntl.LOCK_UN); self._lock.close(); self._lock = None
+
+# %% ../nbs/10_train.ipynb #f33a26de
+class RunLog(Callback):
+    "Append each step's record to the run's metrics.jsonl (rank 0); on resume, drop lines past the checkpoint."
+    def __init__(self, fn): self.fn, self.f = Path(fn), None
+    def before_fit(self, tr):
+        if not is_main(): return
+        keep = []
+        if self.fn.exists():
+            for line in self.fn.read_text().splitlines():
+                try: r = json.loads(line)
+                except ValueError: continue   # a line cut by a kill
+                if r.get('step', 0) <= tr.step: keep.append(line)
+        atomic_write(self.fn, ''.join(l + '\n' for l in keep))
+        self.f = open(self.fn, 'a')
+    def after_step(self, tr, step, loss, b):
+        if self.f: self.f.write(json.dumps(tr.history[-1]) + '\n'); self.f.flush()
+    def after_fit(self, tr):
+        if self.f: self.f.close(); self.f = None
+
+def read_metrics(run) -> list:
+    "The records of a run's metrics.jsonl (a run folder or the file); an unfinished last line is skipped."
+    fn = Path(run); fn = fn/RunFolder.METRICS if fn.is_dir() else fn
+    out = []
+    for line in fn.read_text().splitlines() if fn.exists() else []:
+        try: out.append(json.loads(line))
+        except ValueError: pass
+    return out
+
+# %% ../nbs/10_train.ipynb #e226b33f
+def run_config(run, # a run folder (or its ckpt.pt)
+               kinds:tuple|None=None, # the run kinds the caller can use
+              ) -> dict:
+    "The config.json of a run folder, checked: errors name the folder and say what is missing."
+    p = Path(run); p = p.parent if p.suffix == '.pt' else p
+    rf = RunFolder(p)
+    if not (rf/rf.CONFIG).is_file(): raise FileNotFoundError(f"{p} is not a run folder of wsol-train (no {rf.CONFIG})")
+    cfg = rf.config()
+    if not isinstance(cfg, dict) or 'kind' not in cfg: raise ValueError(f"{rf/rf.CONFIG}: not the config of a training run (no 'kind')")
+    if kinds is not None and cfg['kind'] not in kinds:
+        raise ValueError(f"{p} holds a {cfg['kind']!r} run; expected {' or '.join(map(repr, kinds))}")
+    return cfg
+
+def load_run(run, # a run folder (or its ckpt.pt)
+             kinds:tuple|None=None, # the run kinds the caller can use
+            ) -> tuple:
+    "(config, model state dict) of a trained run, checked: errors name the folder and say what is missing."
+    cfg = run_config(run, kinds)
+    p = Path(run); rf = RunFolder(p.parent if p.suffix == '.pt' else p)
+    if not rf.ckpt.is_file(): raise FileNotFoundError(f"{rf.path} holds no checkpoint yet ({rf.status()}): nothing to load")
+    ck = load_ckpt(rf.ckpt)
+    if 'model' not in ck: raise ValueError(f"{rf.ckpt}: not a checkpoint of this kit (no model state)")
+    return cfg, ck['model']
+
+# %% ../nbs/10_train.ipynb #a6bcaa50
+def set_bn_momentum(model:nn.Module, momentum:float|None):
+    "Set the momentum of every BatchNorm layer of `model` (None: leave them); returns `model`."
+    if momentum is not None:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm): m.momentum = momentum
+    return model
+
+def loader_workers(workers:int|None, device) -> int:
+    "Data loader processes: `workers`, else up to 8 on a GPU and none on a CPU (decoding in the training process)."
+    if workers is not None: return int(workers)
+    return min(8, os.cpu_count() or 1) if get_device(device).type == 'cuda' else 0
+
+def main_first(f, # called without arguments, on rank 0 only
+               device=None, # the training device: picks the process group's backend as the trainer does
+               hours:float=48.): # how long the other ranks wait for rank 0
+    "Run `f()` on rank 0 only; under torchrun the other ranks wait for it (and fail if it failed); `f()`'s result or None."
+    if not init_dist('nccl' if get_device(device).type == 'cuda' else 'gloo'): return f()
+    # the wait gets its own gloo group: the default group's timeout (10 min NCCL, 30 min gloo) is shorter than ImageNet's masks
+    g = dist.new_group(backend='gloo', timeout=datetime.timedelta(hours=hours))
+    res, err = None, None
+    if is_main():
+        try: res = f()
+        except Exception as e: err = e
+    ok = torch.tensor([int(err is None)])
+    dist.broadcast(ok, 0, group=g)
+    if err is not None: raise err
+    if not ok.item(): raise RuntimeError('rank 0 failed (see its error): stopping')
+    return res
+
+# %% ../nbs/10_train.ipynb #995dc95a
+@dataclass
+class TrainResult:
+    "What a training run leaves: its folder, config (config.json), result (result.json), loss history and the model."
+    run:Path
+    config:dict
+    result:dict
+    history:list
+    model:nn.Module
+    @property
+    def ckpt(self) -> Path: return self.run/RunFolder.CKPT
+    def __repr__(self):
+        r = self.result
+        return f"TrainResult(run={self.run}, status={r.get('status')}, steps={r.get('steps')}, seconds={r.get('seconds')}, final_loss={r.get('final_loss')})"
+
+def _same_run(old:dict, cfg:dict, keys:tuple, fn):
+    "Refuse to resume a run whose architecture or data order differs."
+    diff = [k for k in keys if old.get(k) != cfg.get(k)]
+    if diff: raise ValueError(f"{fn} holds a run with other {diff} ({[old.get(k) for k in diff]} vs {[cfg.get(k) for k in diff]}): "
+                              f"choose another folder, or --overwrite to replace it")
+
+# %% ../nbs/10_train.ipynb #7e8e4ca0
+def fit_run(model:nn.Module, # the network, built and initialised (seeded) by the caller
+            ds, # map-style training dataset
+            step, # step(model, batch) -> scalar loss
+            run:RunOptions, # where and how
+            config:dict, # what the run is: kind, architecture, data, preset values (written to config.json)
+            params=None, # SGD parameter groups (see `param_groups`); None: every trainable parameter
+            epochs:int=1, batch_size:int=32, lr:float=1e-3, mom:float=0.9, nesterov:bool=False, wd:float=0.,
+            sched='const', # see `sched_factor`
+            milestones=(), # for sched='step': epochs where the lr drops (converted to steps)
+            gamma:float=0.1,
+            collate=None, # batch collate function (default: the dataset's `collate`, else torch's)
+            arch_keys:tuple=('kind',), # config keys a resumed run must share
+            report=None, # f(trainer) -> dict of extra entries for result.json
+           ) -> TrainResult:
+    "Train `model` as a run in `run.out`: claim the folder, write config.json, train, log, checkpoint, write result.json."
+    dev = get_device(run.device)
+    init_dist('nccl' if dev.type == 'cuda' else 'gloo')
+    rf = RunFolder(run.out)
+    main_first(lambda: rf.claim(run.resume, run.overwrite), dev)
+    try:
+        if rf.has_run() and run.resume and (rf/rf.CONFIG).is_file(): _same_run(rf.config(), dict(config, seed=run.seed), arch_keys + ('seed',), rf/rf.CONFIG)
+        bs = min(int(batch_size), len(ds))
+        if bs < 2: raise ValueError(f"training needs at least 2 images, got {len(ds)}")
+        w = loader_workers(run.workers, dev)
+        dl = DataLoader(ds, bs, shuffle=True, collate_fn=collate or getattr(ds, 'collate', None), num_workers=w,
+                        persistent_workers=w > 0, pin_memory=dev.type == 'cuda', drop_last=len(ds) % bs == 1)
+        ms = [int(m * len(dl)) for m in milestones]
+        tr = Trainer(model, dl, step=step, params=params, lr=lr, mom=mom, nesterov=nesterov, wd=wd, sched=sched,
+                     milestones=ms, gamma=gamma, epochs=epochs, max_steps=run.max_steps, cbs=(RunLog(rf/rf.METRICS), *run.cbs),
+                     device=dev, amp=run.amp, ckpt=rf.ckpt, ckpt_every=run.ckpt_every, ckpt_minutes=run.ckpt_minutes,
+                     resume=run.resume, seed=run.seed, progress=run.progress)
+        cfg = dict(config, batch_size=bs, epochs=epochs, lr=lr, mom=mom, nesterov=nesterov, wd=wd, sched=sched,
+                   milestones=list(milestones), steps_per_epoch=len(dl), seed=run.seed, max_steps=run.max_steps,
+                   device=str(tr.device), amp=tr.amp, world_size=world_size(), torch=torch.__version__,
+                   started=time.strftime('%Y-%m-%dT%H:%M:%S'))
+        model.run_config = cfg                  # callbacks (the live monitor) read it while the run trains
+        if is_main(): write_json(rf/rf.CONFIG, cfg); write_json(rf/rf.RESULT, dict(status='running', steps=tr.step))
+        t0, c0, s0 = time.perf_counter(), time.process_time(), tr.step
+        try: h = tr.fit()
+        finally:
+            h = tr.history
+            st = ('failed' if tr.error is not None and not isinstance(tr.error, KeyboardInterrupt) else 'interrupted'
+                  if tr.interrupted or isinstance(tr.error, KeyboardInterrupt) else 'stopped' if tr.stopped else 'done')
+            res = dict(status=st, steps=tr.step, epochs=tr.epoch, total_steps=tr.total, interrupted_by=tr.interrupted,
+                       error=None if tr.error is None else f"{type(tr.error).__name__}: {tr.error}",
+                       seconds=round(time.perf_counter() - t0, 2), cpu_seconds=round(time.process_time() - c0, 2),
+                       steps_this_session=tr.step - s0,
+                       final_loss=float(np.mean([r['loss'] for r in h[-max(1, len(dl)):]])) if h else None,
+                       images_per_s=round(float(np.mean([r['img_s'] for r in h[s0:]])), 1) if h[s0:] else None,
+                       **(report(tr) if report else {}))
+            if is_main(): write_json(rf/rf.RESULT, res)
+    finally: rf.release()
+    return TrainResult(rf.path, cfg, res, h, model)
