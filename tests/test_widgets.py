@@ -1,12 +1,15 @@
-"Drive the widget objects of wsol_nb.widgets: set control values, check what is displayed changes."
+"Drive the widget objects of wsol_nb.explorer and wsol_nb.monitor: set control values, check what is displayed changes."
 import threading, time
 import numpy as np, pytest, torch
 import torch.nn as nn, torch.nn.functional as F
 from wsol_nb.synthetic import make_synthetic
 from wsol_nb.data import load_dataset
 from wsol_nb.train import Trainer, Callback
-from wsol_nb.widgets import (CamExplorer, TrainingMonitor, MapCache, boxes_for, best_iou, from_png, np_boxes, PROVIDERS,
-                             register_provider, spol_mask_provider, mff_cam_provider, psol_box_provider)
+from wsol_nb.render import from_png, np_boxes
+from wsol_nb.scan import boxes_for, best_iou
+from wsol_nb.explorer import (CamExplorer, MapCache, PROVIDERS, register_provider, spol_mask_provider, mff_cam_provider,
+                              psol_box_provider)
+from wsol_nb.monitor import TrainingMonitor
 
 torch.set_num_threads(1)
 
