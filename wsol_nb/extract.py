@@ -42,10 +42,16 @@ def normalize_maps(maps, # maps (N,H,W) or (H,W)
     return back(torch.where(rng > 0, (t-mn)/rng.clamp(min=1e-30), torch.zeros_like(t)))
 
 # %% ../nbs/01_extract.ipynb #b80df81f
+def _sorted_rows(f:Tensor):
+    "The rows of `f` sorted ascending; on the CPU by numpy, several times faster than `torch.sort` and the same values"
+    if f.device.type == 'cpu' and f.dtype in (torch.float16, torch.float32, torch.float64):
+        return torch.from_numpy(np.sort(f.detach().numpy(), 1))
+    return f.sort(1).values
+
 def _percentile(f:Tensor, q:float, s:Tensor|None=None):
     "`q`-th percentile of each row of `f` (`s`: the rows already sorted), linear interpolation (no size limit unlike `torch.quantile`)"
     if not 0 <= q <= 100: raise ValueError(f"percentile value must be in [0,100], got {q}")
-    s,pos = f.sort(1).values if s is None else s, q/100*(f.shape[1]-1)
+    s,pos = _sorted_rows(f) if s is None else s, q/100*(f.shape[1]-1)
     lo,hi = int(np.floor(pos)), int(np.ceil(pos))
     return s[:,lo] + (s[:,hi]-s[:,lo])*(pos-lo)
 
@@ -65,7 +71,7 @@ def _thresholds(f:Tensor, rule:str, values:list):
     "Thresholds (N,) of the rows of `f` (N,P) for each of `values`: one max, or one sort, for all of them"
     if rule == 'fixed': return [torch.full_like(f[:,0], v) for v in values]
     if rule == 'max_frac': mx = f.max(1).values; return [v*mx for v in values]
-    s = f.sort(1).values
+    s = _sorted_rows(f)
     return [_percentile(f, v, s) for v in values]
 
 def map_thresholds(maps, # maps (N,H,W) or (H,W)
