@@ -1,4 +1,4 @@
-"""Latency of the CAM explorer (wsol_nb.widgets).
+"""Latency of the CAM explorer (wsol_nb.explorer).
 
 Targets: a threshold-slider move -> redraw (boxes, IoU, overlay PNG, curve marker, readout) <= 100 ms for one 224 px image;
 the dataset curve (GT-known@0.5 + BoxAccV2 scans, plot) for 1,000 cached maps <= 1 s on a 2-core CPU.
@@ -6,7 +6,8 @@ Run: .venv/bin/python benchmarks/bench_widgets.py [--n 1000] [--threads 2]
 """
 import argparse, os, platform, time
 import numpy as np, torch, cv2
-from wsol_nb.widgets import CamExplorer, small_maps
+from wsol_nb.explorer import CamExplorer
+from wsol_nb.scan import small_maps
 
 def cam_like(n, S=224, seed=0):
     "CAM-like maps: a 7x7 grid of smooth random activations plus a blob near the object, upsampled bilinearly to S."

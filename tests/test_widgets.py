@@ -1,12 +1,15 @@
-"Drive the widget objects of wsol_nb.widgets: set control values, check what is displayed changes."
+"Drive the widget objects of wsol_nb.explorer and wsol_nb.monitor: set control values, check what is displayed changes."
 import threading, time
 import numpy as np, pytest, torch
 import torch.nn as nn, torch.nn.functional as F
 from wsol_nb.synthetic import make_synthetic
 from wsol_nb.data import load_dataset
 from wsol_nb.train import Trainer, Callback
-from wsol_nb.widgets import (CamExplorer, TrainingMonitor, MapCache, boxes_for, best_iou, from_png, np_boxes, PROVIDERS,
-                             register_provider, spol_mask_provider, mff_cam_provider, psol_box_provider)
+from wsol_nb.render import from_png, np_boxes
+from wsol_nb.scan import boxes_for, best_iou
+from wsol_nb.explorer import (CamExplorer, MapCache, PROVIDERS, register_provider, spol_mask_provider, mff_cam_provider,
+                              psol_box_provider)
+from wsol_nb.monitor import TrainingMonitor
 
 torch.set_num_threads(1)
 
@@ -286,7 +289,7 @@ def test_monitor_spol_seg(spol_runs):
     maps, boxes = m2.predict_samples()
     p = fg_probs(m2.result, x).numpy()
     np.testing.assert_allclose(maps, p, atol=1e-5)                     # probabilities as they are, not min-max rescaled
-    thr = m2.result.spol_config['threshold']                           # after the run the model carries its preset's threshold
+    thr = m2.result.run_config['threshold']                           # after the run the model carries its preset's threshold
     from wsol_nb.extract import mask_boxes
     for m, b in zip(p, boxes): np.testing.assert_allclose(b, mask_boxes(torch.from_numpy(m[None] > thr), 'contour')[0].numpy())
     g = from_png(m2.w_grid.value)
@@ -296,12 +299,12 @@ def test_psol_box_provider_uses_training_size(ds):
     from wsol_nb.psol import build_psol, psol_protocol
     torch.manual_seed(0)
     m = build_psol('efficientnet_lite0', None)
-    m.config = dict(size=96)                                            # as load_psol sets it from the run's config.json
+    m.run_config = dict(size=96)                                            # as load_psol sets it from the run's config.json
     seen = []; h = m.register_forward_pre_hook(lambda mod, a: seen.append(tuple(a[0].shape[-2:])))
     c = MapCache(ds, providers={'PSOL box': psol_box_provider(m)})
     b = c.maps('PSOL box'); h.remove()
     assert set(seen) == {(96, 96)} and len(b) == 8 and all(x.shape == (1, 4) and (x >= 0).all() and (x <= 224).all() for x in b)
-    del m.config; m.protocol = psol_protocol(128)                      # a model fresh from train_psol carries its protocol
+    del m.run_config; m.protocol = psol_protocol(128)                      # a model fresh from train_psol carries its protocol
     seen.clear(); h = m.register_forward_pre_hook(lambda mod, a: seen.append(tuple(a[0].shape[-2:])))
     MapCache(ds, providers={'PSOL box': psol_box_provider(m)}).maps('PSOL box'); h.remove()
     assert set(seen) == {(128, 128)}

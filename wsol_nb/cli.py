@@ -329,7 +329,7 @@ def demo_cli(argv:list|None=None): # arguments (default: sys.argv[1:])
     "Entry point of `wsol-demo`: runs `run_demo` and prints the report."
     def f(a):
         from wsol_nb.demo import run_demo
-        r = run_demo(a.out, a.data, [s.strip() for s in a.steps.split(',') if s.strip()], a.quick, a.progress,
+        r = run_demo(a.out, a.data, [s.strip() for s in a.steps.split(',') if s.strip()], quick=a.quick, progress=a.progress,
                      resume=a.resume, overwrite=a.overwrite)
         print(Path(r['report']).read_text())
         return r
