@@ -559,8 +559,8 @@ def check(self:RunFolder, resume:bool=False, overwrite:bool=False):
     if resume and overwrite: raise ValueError("give resume (--resume) or overwrite (--overwrite), not both")
     if self.locked(): raise RunBusy(f"{self.path} is in use: another process is training there (lock {self/self.LOCK})")
     if self.has_run() and not (resume or overwrite):
-        raise ValueError(f"{self.path} holds {self.describe()}: pass --resume to continue it or --overwrite to replace it "
-                         f"(resume=True / overwrite=True in Python), or choose another folder")
+        raise ValueError(f"{self.path} holds {self.describe()}: pass --resume to continue it or --overwrite to replace it, "
+                         f"or choose another folder")
 
 @patch
 def claim(self:RunFolder, resume:bool=False, overwrite:bool=False) -> RunFolder:
