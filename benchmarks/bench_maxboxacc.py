@@ -12,7 +12,9 @@ maps first.
 """
 import argparse, os, platform, time
 import numpy as np
-from wsol_nb.metrics import random_cams, maxboxacc_reference, box_accuracy, _threads
+from wsol_nb.metrics import maxboxacc_reference, box_accuracy
+from wsol_nb.maxboxacc import _threads
+from wsol_nb.synthetic import random_cams
 
 def timed(f):
     "Result, wall seconds and CPU seconds (this process) of `f()`."
