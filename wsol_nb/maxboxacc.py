@@ -43,15 +43,15 @@ def _to_u8(c, out):
 
 def _inf_error(bad, ids): return ValueError(f'score map of image {ids[bad] if ids is not None else bad} has infinite values')
 
-# %% ../nbs/01a_maxboxacc.ipynb #dbc60167
+# %% ../nbs/01a_maxboxacc.ipynb #08c2288f
 Steps = namedtuple('Steps', 'level up down')
 Runs = namedtuple('Runs', 'row start end')
-Comps = namedtuple('Comps', 'label parent x0 x1 y0 y1 runs edges blocks area2 nodes')
-Gaps = namedtuple('Gaps', 'parent a b x0 x1 y0 y1 border')
+Comps = namedtuple('Comps', 'label parent x0 x1 y0 y1 runs edges area2 nodes holed gap')
+Gaps = namedtuple('Gaps', 'parent left a b x0 x1 y0 y1 border')
 
-# slots of `acc`, one level's result: best V2 IoU, the top (lower bound of the) contour area, the largest (upper
-# bound of the) area of any other contour, and the top contour's component box
-_V2, _TOP, _NEXT, _X0, _Y0, _X1, _Y1 = range(7)
+# slots of `acc`, one level's result: best V2 IoU, twice the largest outer contour area, the root of its component
+# (cv2's order among equal areas) and that component's box
+_V2, _TOP, _ROOT, _X0, _Y0, _X1, _Y1 = range(7)
 
 @_jit
 def _steps_scratch(H, W):
@@ -67,13 +67,13 @@ def _runs_scratch(n):
 def _comps_scratch(n):
     "`Comps` for `n` runs."
     e = lambda: np.empty(n, np.int32)
-    return Comps(e(), e(), e(), e(), e(), e(), e(), e(), e(), e(), e())
+    return Comps(e(), e(), e(), e(), e(), e(), e(), e(), e(), e(), e(), e())
 
 @_jit
 def _gaps_scratch(H, W):
     "`Gaps` for maps of H rows and W columns."
     e = lambda: np.empty(H * (W // 2 + 3), np.int32)
-    return Gaps(e(), e(), e(), e(), e(), e(), e(), e())
+    return Gaps(e(), e(), e(), e(), e(), e(), e(), e(), e())
 
 _tls = threading.local()
 def _scratch(H=224, W=224):
@@ -166,49 +166,51 @@ def _best_iou(x0, y0, x1, y1, gt):
         best = max(best, w * h / (a + (gt[g, 2] - gt[g, 0] + 1) * (gt[g, 3] - gt[g, 1] + 1) - w * h))
     return best
 
-# %% ../nbs/01a_maxboxacc.ipynb #7ff9725b
+# %% ../nbs/01a_maxboxacc.ipynb #62591660
 @_jit(inline='always')
 def _strip2(a, b, c, d):
-    "Twice the contour area between touching runs [a,b] and [c,d] of consecutive rows."
+    "Twice the contour area between touching runs [a,b] and [c,d] of consecutive rows: 2 per full block, 1 per half block."
     return (2 * b if b == d else 2 * min(b, d) + 1) - (2 * a if a == c else 2 * max(a, c) - 1)
 
-@_jit
-def _close(x0, y0, x1, y1, A, W, H, gt, acc):
-    "Fold a component (box, exact contour area `A`) into `acc`."
-    acc[_V2] = max(acc[_V2], _best_iou(x0, y0, min(x1 + 1, W - 1), min(y1 + 1, H - 1), gt))
-    if A > acc[_TOP]: acc[_NEXT] = acc[_TOP]; acc[_TOP] = A; acc[_X0] = x0; acc[_Y0] = y0; acc[_X1] = x1; acc[_Y1] = y1
-    else: acc[_NEXT] = max(acc[_NEXT], A)
+@_jit(inline='always')
+def _fold(acc, A2, root, x0, y0, x1, y1):
+    "Fold an outer contour (twice its area `A2`, the first run `root` of its component, the component's box) into V1's choice in `acc`."
+    if A2 > acc[_TOP] or (A2 == acc[_TOP] and root > acc[_ROOT]):
+        acc[_TOP] = A2; acc[_ROOT] = root; acc[_X0] = x0; acc[_Y0] = y0; acc[_X1] = x1; acc[_Y1] = y1
 
+# %% ../nbs/01a_maxboxacc.ipynb #60b77385
 @_jit
 def _chains(R, s, t, W, H, gt, acc):
     "Runs `s:t` of a level with at most one run per row: components are chains of touching runs, with exact contour areas."
     RR, RS, RE = R.row, R.start, R.end
-    acc[_V2] = acc[_TOP] = acc[_NEXT] = -1.0
+    acc[_V2] = acc[_TOP] = acc[_ROOT] = -1.0
     a, b, y = RS[s], RE[s], RR[s]
-    x0, x1, y0, A2 = a, b, y, 0
+    x0, x1, y0, A2, root = a, b, y, 0, s
     for i in range(s + 1, t):
         r, c, d = RR[i], RS[i], RE[i]
         if r != y + 1 or b + 1 < c or d + 1 < a:             # a gap row or no touch ends the chain
-            _close(x0, y0, x1, y, A2 / 2, W, H, gt, acc)
-            x0, x1, y0, A2 = c, d, r, 0
+            acc[_V2] = max(acc[_V2], _best_iou(x0, y0, min(x1 + 1, W - 1), min(y + 1, H - 1), gt))
+            _fold(acc, A2, root, x0, y0, x1, y)
+            x0, x1, y0, A2, root = c, d, r, 0, i
         else: A2 += _strip2(a, b, c, d); x0 = min(x0, c); x1 = max(x1, d)
         a, b, y = c, d, r
-    _close(x0, y0, x1, y, A2 / 2, W, H, gt, acc)
+    acc[_V2] = max(acc[_V2], _best_iou(x0, y0, min(x1 + 1, W - 1), min(y + 1, H - 1), gt))
+    _fold(acc, A2, root, x0, y0, x1, y)
 
-# %% ../nbs/01a_maxboxacc.ipynb #6ed5deda
+# %% ../nbs/01a_maxboxacc.ipynb #f5927bf9
 @_jit
 def _components(R, s0, t0, lo, mr, W, H, gt, cs, acc):
     """8-connected components of one level by union-find over its runs `s0:t0` (rows f..l, `R`: `Runs`, `cs`:
-    `Comps`) into `acc`, with lower and upper bounds of the contour areas of components with two runs in a row. Row
-    r's runs are at `lo[r-f]:lo[r-f+1]`, and the rows with 2+ runs go into `mr`. Returns the first and last row of the
-    components with a hole (`H, -1` if none) and the number of rows in `mr`."""
+    `Comps`): V2 and the components without a hole into `acc`, the roots of those with one into `cs.holed`. Row r's
+    runs are at `lo[r-f]:lo[r-f+1]`, and the rows with 2+ runs go into `mr`. Returns the first and last row of the
+    components with a hole (`H, -1` if none), the number of rows in `mr` and the number of components with a hole."""
     RR, RS, RE = R.row, R.start, R.end
     lab, par, nodes = cs.label, cs.parent, cs.nodes
     x0, x1, y0, y1 = cs.x0, cs.x1, cs.y0, cs.y1
-    nru, ned, blk, ar2 = cs.runs, cs.edges, cs.blocks, cs.area2
+    nru, ned, ar2 = cs.runs, cs.edges, cs.area2
     f, l = RR[s0], RR[t0 - 1]; nx, nm = s0, 0
     nn = 0
-    cur, a, b, y, bx0, bx1, n, bk, A2 = -1, 0, 0, 0, W, -1, 0, 0, 0   # cur: node of the band of single touching runs
+    cur, a, b, y, bx0, bx1, n, A2 = -1, 0, 0, 0, W, -1, 0, 0   # cur: node of the band of single touching runs
     for r in range(f, l + 1):
         s = lo[r - f] = nx                                   # row r's runs: s..t
         while nx < t0 and RR[nx] == r: nx += 1
@@ -216,15 +218,15 @@ def _components(R, s0, t0, lo, mr, W, H, gt, cs, acc):
         if t - s > 1: mr[nm] = r; nm += 1
         if cur >= 0 and t - s == 1 and RS[s] <= b + 1 and a <= RE[s] + 1:   # the band goes on: sums in registers
             c, d = RS[s], RE[s]; lab[s] = cur
-            bx0 = min(bx0, c); bx1 = max(bx1, d); n += 1; bk += max(0, min(b, d) - max(a, c)); A2 += _strip2(a, b, c, d)
+            bx0 = min(bx0, c); bx1 = max(bx1, d); n += 1; A2 += _strip2(a, b, c, d)
             a, b, y = c, d, r
             continue
         if cur >= 0:                                         # the band ends: into its component (n runs, n edges)
             i = _find(par, cur)
-            x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); nru[i] += n; ned[i] += n; blk[i] += bk; ar2[i] += A2
+            x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); nru[i] += n; ned[i] += n; ar2[i] += A2
             cur = -1
         for i in range(s, t):
-            lab[i] = par[i] = i; x0[i] = RS[i]; x1[i] = RE[i]; y0[i] = y1[i] = r; nru[i] = 1; ned[i] = blk[i] = ar2[i] = 0
+            lab[i] = par[i] = i; x0[i] = RS[i]; x1[i] = RE[i]; y0[i] = y1[i] = r; nru[i] = 1; ned[i] = ar2[i] = 0
             nodes[nn] = i; nn += 1
         if r > f:
             i, q, j = lo[r - f - 1], s, s
@@ -237,33 +239,27 @@ def _components(R, s0, t0, lo, mr, W, H, gt, cs, acc):
                     if ri > rj: ri, rj = rj, ri
                     par[rj] = ri
                     x0[ri] = min(x0[ri], x0[rj]); x1[ri] = max(x1[ri], x1[rj]); y1[ri] = max(y1[ri], y1[rj])
-                    nru[ri] += nru[rj]; ned[ri] += ned[rj]; blk[ri] += blk[rj]; ar2[ri] += ar2[rj]
+                    nru[ri] += nru[rj]; ned[ri] += ned[rj]; ar2[ri] += ar2[rj]
                 ned[ri] += 1
-                blk[ri] += max(0, min(b, d) - max(a, c))     # 2x2 blocks of on pixels: inside the contour
                 ar2[ri] += _strip2(a, b, c, d)
                 if b < d: i += 1
                 else: j += 1
         cur = s if t - s == 1 else -1
-        if cur >= 0: a, b, y, bx0, bx1, n, bk, A2 = RS[s], RE[s], r, W, -1, 0, 0, 0
+        if cur >= 0: a, b, y, bx0, bx1, n, A2 = RS[s], RE[s], r, W, -1, 0, 0
     if cur >= 0:
         i = _find(par, cur)
-        x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); nru[i] += n; ned[i] += n; blk[i] += bk; ar2[i] += A2
+        x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); nru[i] += n; ned[i] += n; ar2[i] += A2
     lo[l + 1 - f] = t0
-    acc[_V2] = acc[_TOP] = acc[_NEXT] = -1.0; ub1 = -1.0; hy0, hy1 = H, -1
+    acc[_V2] = acc[_TOP] = acc[_ROOT] = -1.0; hy0, hy1, nh = H, -1, 0
     for i in nodes[:nn]:                                     # the components' roots
         if par[i] != i: continue
         acc[_V2] = max(acc[_V2], _best_iou(x0[i], y0[i], min(x1[i] + 1, W - 1), min(y1[i] + 1, H - 1), gt))
-        if nru[i] == y1[i] - y0[i] + 1: lb = ub = ar2[i] / 2     # one run per row: the exact area
-        else:
-            lb, ub = float(blk[i]), float((x1[i] - x0[i]) * (y1[i] - y0[i]))
-            if ned[i] >= nru[i]: hy0 = min(hy0, y0[i]); hy1 = max(hy1, y1[i])   # a hole
-        if lb > acc[_TOP]:
-            acc[_NEXT] = max(acc[_NEXT], ub1); acc[_TOP] = lb; ub1 = ub
-            acc[_X0] = x0[i]; acc[_Y0] = y0[i]; acc[_X1] = x1[i]; acc[_Y1] = y1[i]
-        else: acc[_NEXT] = max(acc[_NEXT], ub)
-    return hy0, hy1, nm
+        if ned[i] >= nru[i]:                                 # a hole: its area after the hole search
+            cs.holed[nh] = i; nh += 1; hy0 = min(hy0, y0[i]); hy1 = max(hy1, y1[i])
+        else: _fold(acc, ar2[i], i, x0[i], y0[i], x1[i], y1[i])
+    return hy0, hy1, nm, nh
 
-# %% ../nbs/01a_maxboxacc.ipynb #626db87c
+# %% ../nbs/01a_maxboxacc.ipynb #ae5f069d
 @_jit(inline='always')
 def _outside(R, lo, f, r, a, b):
     "Whether columns a..b of row r hold an off pixel that reaches the border along row r (or the row is empty)."
@@ -271,12 +267,12 @@ def _outside(R, lo, f, r, a, b):
     return s == t or a < R.start[s] or b > R.end[t - 1]
 
 @_jit
-def _holes(R, lo, f, h0, h1, rows, W, H, gt, gs, acc):
+def _holes(R, lo, f, h0, h1, rows, W, H, gt, cs, gs, acc):
     """Holes of one level (first row f, runs at `lo`, `gs`: `Gaps`): gaps between runs (in `rows`, those with 2+ runs),
     4-connected across rows, never reaching the border; only rows h0..h1 (those of the components with a hole) are
     searched, and a gap in row h0 or h1 belongs to no hole."""
     RS, RE = R.start, R.end
-    par, ga, gb, bd = gs.parent, gs.a, gs.b, gs.border
+    par, gl, ga, gb, bd = gs.parent, gs.left, gs.a, gs.b, gs.border
     x0, x1, y0, y1 = gs.x0, gs.x1, gs.y0, gs.y1
     n = prev = 0; pr = -2
     for r in rows:
@@ -284,7 +280,7 @@ def _holes(R, lo, f, h0, h1, rows, W, H, gt, gs, acc):
         s, t, start = lo[r - f], lo[r - f + 1], n
         for i in range(s, t - 1):                            # the gaps between the runs of row r
             a, b = RE[i] + 1, RS[i + 1] - 1
-            ga[n] = a; gb[n] = b; par[n] = n; x0[n] = a; x1[n] = b; y0[n] = y1[n] = r
+            ga[n] = a; gb[n] = b; par[n] = n; gl[n] = i; cs.gap[i] = n; x0[n] = a; x1[n] = b; y0[n] = y1[n] = r
             bd[n] = r == h0 or r == h1 or _outside(R, lo, f, r - 1, a, b) or _outside(R, lo, f, r + 1, a, b)
             n += 1
         i, j = prev if pr == r - 1 else start, start
@@ -303,39 +299,44 @@ def _holes(R, lo, f, h0, h1, rows, W, H, gt, gs, acc):
     for g in range(n):                                       # a hole's contour runs through the on pixels around it
         if par[g] != g or bd[g]: continue
         acc[_V2] = max(acc[_V2], _best_iou(x0[g] - 1, y0[g] - 1, min(x1[g] + 2, W - 1), min(y1[g] + 2, H - 1), gt))
-        acc[_NEXT] = max(acc[_NEXT], float((x1[g] - x0[g] + 2) * (y1[g] - y0[g] + 2)))
 
-# %% ../nbs/01a_maxboxacc.ipynb #e9bc417e
-def _iou1(a, g):
-    "IoU, inclusive +1 convention, of boxes `a` (...,4) with `g` (...,G,4) -> (...,G): integer areas, float64 ratio."
-    a, g = a[..., None, :].astype(np.int64), g.astype(np.int64)
-    w = np.maximum(0, np.minimum(a[..., 2], g[..., 2]) - np.maximum(a[..., 0], g[..., 0]) + 1)
-    h = np.maximum(0, np.minimum(a[..., 3], g[..., 3]) - np.maximum(a[..., 1], g[..., 1]) + 1)
-    ar = lambda b: (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
-    return w*h / (ar(a) + ar(g) - w*h)
+# %% ../nbs/01a_maxboxacc.ipynb #f2025c7f
+@_jit
+def _filled2(c, R, lo, f, W, cs, gs):
+    "Twice the outer contour area of the component with root `c` (first row f, runs at `lo`): its runs with its holes filled, strip by strip."
+    RS, RE = R.start, R.end
+    lab, par, gap = cs.label, cs.parent, cs.gap
+    gpar, gl, bd = gs.parent, gs.left, gs.border
+    pa, pb, ca, cb = np.empty(W, np.int32), np.empty(W, np.int32), np.empty(W, np.int32), np.empty(W, np.int32)
+    npv = 0; A2 = 0
+    for r in range(cs.y0[c], cs.y1[c] + 1):
+        s, t = lo[r - f], lo[r - f + 1]
+        nc, i = 0, s
+        while i < t:
+            if _find(par, lab[i]) != c: i += 1; continue
+            a = RS[i]
+            while i < t - 1:                                 # the gap after run i: a hole of c?
+                g = _find(gpar, gap[i])
+                if bd[g] or _find(par, lab[gl[g]]) != c: break
+                i += 1
+                while _find(par, lab[i]) != c: i += 1       # c's next run in the row closes the hole
+            ca[nc] = a; cb[nc] = RE[i]; nc += 1; i += 1
+        p = q = 0
+        while p < npv and q < nc:                            # touching runs of F in rows r-1 and r
+            a, b, x, d = pa[p], pb[p], ca[q], cb[q]
+            if b + 1 < x: p += 1; continue
+            if d + 1 < a: q += 1; continue
+            A2 += _strip2(a, b, x, d)
+            if b < d: p += 1
+            else: q += 1
+        pa, ca, pb, cb, npv = ca, pa, cb, pb, nc
+    return A2
 
-def _traced_v1(u, taus, gt, img, k):
-    "V1's best IoU at the thresholds `(img,k)` the run pass left open: `cv2.findContours` at `int(tau*max)`, largest `cv2.contourArea`."
-    H, W = u.shape[1:]; out = np.empty(len(img))
-    for j, (i, kk) in enumerate(zip(img.tolist(), k.tolist())):
-        b = cv2.threshold(u[i], int(taus[kk] * u[i].max()), 255, cv2.THRESH_BINARY)[1]
-        x, y, w, h = cv2.boundingRect(max(cv2.findContours(b, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2], key=cv2.contourArea))
-        out[j] = _iou1(np.array([x, y, min(x + w, W - 1), min(y + h, H - 1)]), gt[i]).max()
-    return out
-
-def _trace_open(v1, taus, gt, u8_of):
-    "Fill in the NaNs of `v1` (n,T) with `_traced_v1`; `u8_of(rows)`: those images' uint8 maps. Returns their number."
-    img, k = np.nonzero(np.isnan(v1))
-    if len(img):
-        rows = np.unique(img)
-        v1[img, k] = _traced_v1(u8_of(rows), taus, gt[rows], np.searchsorted(rows, img), k)
-    return len(img)
-
-# %% ../nbs/01a_maxboxacc.ipynb #242a9f65
+# %% ../nbs/01a_maxboxacc.ipynb #2d95a1db
 @_jit
 def _map_levels(m, q, mn, dv, K, L, gt, w1, w2, sp, R, cs, gs, acc, lo, mr):
-    """Best IoU per level of one map (`_steps` for `m`, `q`, `mn`, `dv`), V1 (NaN where not certain: cv2 decides) and
-    V2, into w1/w2[:L]; `sp`, `R`, `cs`, `gs`: scratch; returns `R` and `cs`, grown when they were short."""
+    """Best IoU per level of one map (`_steps` for `m`, `q`, `mn`, `dv`), V1 and V2, into w1/w2[:L]; `sp`, `R`, `cs`,
+    `gs`: scratch; returns `R` and `cs`, grown when they were short."""
     H, W = m.shape
     ru, rd, S = _steps(m, q, mn, dv, K, L, sp)
     if len(R.row) < S[L]: R = _runs_scratch(max(2 * len(R.row), S[L]))
@@ -351,19 +352,23 @@ def _map_levels(m, q, mn, dv, K, L, gt, w1, w2, sp, R, cs, gs, acc, lo, mr):
             if RR[i] == RR[i + 1]: multi = True; break
         if not multi: _chains(R, s, t, W, H, gt, acc)
         else:
-            y0, y1, nm = _components(R, s, t, lo, mr, W, H, gt, cs, acc)
-            if y0 <= y1: _holes(R, lo, RR[s], y0, y1, mr[:nm], W, H, gt, gs, acc)   # only where there are holes
-        w2[k] = acc[_V2]                                  # largest contour sure: its lower bound beats all others
-        ok = acc[_NEXT] < 0 or acc[_TOP] > acc[_NEXT]
-        w1[k] = _best_iou(int(acc[_X0]), int(acc[_Y0]), min(int(acc[_X1]) + 1, W - 1), min(int(acc[_Y1]) + 1, H - 1), gt) if ok else np.nan
+            y0, y1, nm, nh = _components(R, s, t, lo, mr, W, H, gt, cs, acc)
+            if nh:                                       # only where there are holes
+                f = RR[s]
+                _holes(R, lo, f, y0, y1, mr[:nm], W, H, gt, cs, gs, acc)
+                for j in range(nh):
+                    c = cs.holed[j]
+                    _fold(acc, _filled2(c, R, lo, f, W, cs, gs), c, cs.x0[c], cs.y0[c], cs.x1[c], cs.y1[c])
+        w2[k] = acc[_V2]
+        w1[k] = _best_iou(int(acc[_X0]), int(acc[_Y0]), min(int(acc[_X1]) + 1, W - 1), min(int(acc[_Y1]) + 1, H - 1), gt)
     return R, cs
 
-# %% ../nbs/01a_maxboxacc.ipynb #1c788652
+# %% ../nbs/01a_maxboxacc.ipynb #80b2603a
 @_jit
 def _levels_ious(u, mxs, c, taus, gt, v1, v2, sp, R, cs, gs):
-    """Best IoU per threshold, V1 (NaN where cv2 must decide) and V2 into v1/v2 (n,T), of uint8 maps `u` (n,H,W)
-    with maxima `mxs`, or (`u` empty) of float32 maps `c` quantised on the way as `_to_u8` does. Returns -1 or the
-    first map with an infinite value, the number of distinct levels, and `R` and `cs` (grown when they were short)."""
+    """Best IoU per threshold, V1 and V2, into v1/v2 (n,T), of uint8 maps `u` (n,H,W) with maxima `mxs`, or (`u`
+    empty) of float32 maps `c` quantised on the way as `_to_u8` does. Returns -1 or the first map with an infinite
+    value, the number of distinct levels, and `R` and `cs` (grown when they were short)."""
     n, T, flt = len(gt), len(taus), len(u) == 0
     H = sp.level.shape[0]
     acc = np.empty(7); lo = np.empty(H + 2, np.int32); mr = np.empty(H, np.int32)
@@ -382,7 +387,7 @@ def _levels_ious(u, mxs, c, taus, gt, v1, v2, sp, R, cs, gs):
         for j in range(T): v1[m, j] = w1[inv[j]]; v2[m, j] = w2[inv[j]]
     return -1, nlev, R, cs
 
-# %% ../nbs/01a_maxboxacc.ipynb #6af87107
+# %% ../nbs/01a_maxboxacc.ipynb #43e99f34
 def _threads():
     "CPU threads for the compiled passes: the CPUs this process may run on, at most 8."
     n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
@@ -395,14 +400,14 @@ def _gt_array(gt_boxes):
     return np.stack([g if len(g) == G else np.concatenate([g, np.repeat(g[:1], G-len(g), 0)]) for g in gt_boxes]).astype(np.int64)
 
 def _chunked(n, part, stats, threads=None, chunk=32):
-    """`part(s, e)` -> (levels, traced) over chunks of at most `chunk` images on CPU threads (default: `_threads()`),
-    at least 8 chunks per thread so that the threads finish together; counts into `stats`."""
+    """`part(s, e)` -> levels over chunks of at most `chunk` images on CPU threads (default: `_threads()`), at least
+    8 chunks per thread so that the threads finish together; counts into `stats['levels']`."""
     nt = threads or _threads(); chunk = max(1, min(chunk, -(-n // (8 * nt))))
     cuts = list(range(0, n, chunk)) + [n]
     with ThreadPoolExecutor(nt) as ex: res = list(ex.map(part, cuts[:-1], cuts[1:]))
-    for k, v in zip(('levels', 'traced'), np.sum(res, 0).tolist() if res else (0, 0)): stats[k] = stats.get(k, 0) + v
+    stats['levels'] = stats.get('levels', 0) + int(sum(res))
 
-# %% ../nbs/01a_maxboxacc.ipynb #8c354833
+# %% ../nbs/01a_maxboxacc.ipynb #f44a6517
 _NO_F32 = np.zeros((0, 224, 224), np.float32)                              # `_levels_ious` of uint8 maps: no float maps
 _NO_U8, _NO_MAX = np.zeros((0, 224, 224), np.uint8), np.zeros(0, np.int64)   # of float maps: no uint8 maps
 
@@ -414,7 +419,7 @@ def _run(t, u, mxs, c, taus, gt, v1, v2):
 def contour_ious(u8, # uint8 score maps (N,H,W), quantised as the evaluator does (`wsol_nb.metrics.wsol_scoremaps`)
                  taus, # increasing thresholds (`wsol_nb.metrics.cam_thresholds`)
                  gt_boxes, # per image (k,4) GT boxes in the map frame (k >= 1)
-                 stats:dict|None=None, # filled with 'levels' and 'traced' (levels that needed cv2)
+                 stats:dict|None=None, # 'levels' is increased by the number of distinct levels
                  threads:int|None=None): # CPU threads (default: the CPUs available, at most 8)
     "Exact best IoU (+1 convention) per image and threshold: largest contour (V1) and all contours (V2), `(N,T)` each."
     n, T, stats = len(u8), len(taus), ({} if stats is None else stats)
@@ -425,8 +430,7 @@ def contour_ious(u8, # uint8 score maps (N,H,W), quantised as the evaluator does
     gt, u8 = _gt_array(gt_boxes), np.ascontiguousarray(u8, np.uint8)
     mxs = u8.reshape(n, -1).max(1).astype(np.int64)
     def part(s, e):
-        _, lev = _run(_scratch(*u8.shape[1:]), u8[s:e], mxs[s:e], _NO_F32, taus, gt[s:e], v1[s:e], v2[s:e])
-        return lev, _trace_open(v1[s:e], taus, gt[s:e], lambda rows: u8[s:e][rows])
+        return _run(_scratch(*u8.shape[1:]), u8[s:e], mxs[s:e], _NO_F32, taus, gt[s:e], v1[s:e], v2[s:e])[1]
     _chunked(n, part, stats, threads)
     return v1, v2
 
@@ -444,13 +448,19 @@ def float_ious(frame, # `frame(s, e)`: float32 score maps s..e-1 at (e-s,224,224
         c = frame(s, e)
         bad, lev = _run(_scratch(*c.shape[1:]), _NO_U8, _NO_MAX, c, taus, gt[s:e], v1[s:e], v2[s:e])
         if bad >= 0: raise _inf_error(s + bad, ids)
-        def u8_of(rows):
-            u = np.empty((len(rows),) + c.shape[1:], np.uint8); _to_u8(c[rows], u); return u
-        return lev, _trace_open(v1[s:e], taus, gt[s:e], u8_of)
+        return lev
     _chunked(n, part, stats, threads)
     return v1, v2
 
-# %% ../nbs/01a_maxboxacc.ipynb #4dbbe2cd
+# %% ../nbs/01a_maxboxacc.ipynb #4ac47d27
+def _iou1(a, g):
+    "IoU, inclusive +1 convention, of boxes `a` (...,4) with `g` (...,G,4) -> (...,G): integer areas, float64 ratio."
+    a, g = a[..., None, :].astype(np.int64), g.astype(np.int64)
+    w = np.maximum(0, np.minimum(a[..., 2], g[..., 2]) - np.maximum(a[..., 0], g[..., 0]) + 1)
+    h = np.maximum(0, np.minimum(a[..., 3], g[..., 3]) - np.maximum(a[..., 1], g[..., 1]) + 1)
+    ar = lambda b: (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
+    return w*h / (ar(a) + ar(g) - w*h)
+
 def traced_ious(u, # one uint8 score map (H,W)
                 taus, # thresholds
                 gt): # its GT boxes (k,4)

@@ -103,7 +103,7 @@ def box_accuracy(maps, # score maps, one (H,W) per image
                  sizes=None, # per image (w,h): boxes in original pixels; None: already in the 224 frame
                  interval:float=0.01, # threshold step
                  ids:list|None=None, # image ids for error messages
-                 stats:dict|None=None, # filled with the number of levels traced with cv2
+                 stats:dict|None=None, # 'levels' is increased by the number of distinct levels
                  threads:int|None=None): # CPU threads (default: the CPUs available, at most 8)
     "MaxBoxAcc (V1, delta 50) and MaxBoxAccV2 (all contours, mean over delta 30/50/70) with curves, thresholds, IoUs."
     taus, gts = cam_thresholds(interval), [g.astype(np.int64) for g in _gt224(gt_boxes, sizes)]
