@@ -332,7 +332,39 @@ def _filled2(c, R, lo, f, W, cs, gs):
         pa, ca, pb, cb, npv = ca, pa, cb, pb, nc
     return A2
 
-# %% ../nbs/01a_maxboxacc.ipynb #2d95a1db
+# %% ../nbs/01a_maxboxacc.ipynb #a09afaeb
+@_jit(inline='always')
+def _beats(A2, root, acc):
+    "Whether an outer contour (twice its area, its component's first run) comes before V1's choice so far."
+    return A2 > acc[_TOP] or (A2 == acc[_TOP] and root > acc[_ROOT])
+
+@_jit
+def _cover(x0, y0, x1, y1, gt):
+    "The largest share of a GT box that box (x0,y0,x1,y1) covers (+1 convention): no box inside it has a larger IoU with it."
+    best = 0.0
+    for g in range(gt.shape[0]):
+        w = max(0, min(x1, gt[g, 2]) - max(x0, gt[g, 0]) + 1)
+        h = max(0, min(y1, gt[g, 3]) - max(y0, gt[g, 1]) + 1)
+        best = max(best, w * h / ((gt[g, 2] - gt[g, 0] + 1) * (gt[g, 3] - gt[g, 1] + 1)))
+    return best
+
+@_jit
+def _with_holes(R, lo, f, h0, h1, rows, nh, W, H, gt, cs, gs, acc):
+    "Fold the `nh` components with a hole (roots `cs.holed[:nh]`) and their holes into `acc`, searching and filling holes only where they can change V1 or V2."
+    x0, y0, x1, y1, ar2 = cs.x0, cs.y0, cs.x1, cs.y1, cs.area2
+    c, known = cs.holed[0], 0                            # known: 1 c is V1's choice, -1 it is not
+    if nh == 1:
+        if _beats(ar2[c], c, acc): known = 1
+        elif not _beats(2 * (x1[c] - x0[c]) * (y1[c] - y0[c]), c, acc): known = -1
+    if known == 0 or _cover(x0[c], y0[c], min(x1[c] + 1, W - 1), min(y1[c] + 1, H - 1), gt) > acc[_V2]:
+        _holes(R, lo, f, h0, h1, rows, W, H, gt, cs, gs, acc)
+    if known == 1: _fold(acc, ar2[c], c, x0[c], y0[c], x1[c], y1[c])
+    elif known == 0:
+        for j in range(nh):
+            c = cs.holed[j]
+            _fold(acc, _filled2(c, R, lo, f, W, cs, gs), c, x0[c], y0[c], x1[c], y1[c])
+
+# %% ../nbs/01a_maxboxacc.ipynb #2ecd81cf
 @_jit
 def _map_levels(m, q, mn, dv, K, L, gt, w1, w2, sp, R, cs, gs, acc, lo, mr):
     """Best IoU per level of one map (`_steps` for `m`, `q`, `mn`, `dv`), V1 and V2, into w1/w2[:L]; `sp`, `R`, `cs`,
@@ -353,17 +385,12 @@ def _map_levels(m, q, mn, dv, K, L, gt, w1, w2, sp, R, cs, gs, acc, lo, mr):
         if not multi: _chains(R, s, t, W, H, gt, acc)
         else:
             y0, y1, nm, nh = _components(R, s, t, lo, mr, W, H, gt, cs, acc)
-            if nh:                                       # only where there are holes
-                f = RR[s]
-                _holes(R, lo, f, y0, y1, mr[:nm], W, H, gt, cs, gs, acc)
-                for j in range(nh):
-                    c = cs.holed[j]
-                    _fold(acc, _filled2(c, R, lo, f, W, cs, gs), c, cs.x0[c], cs.y0[c], cs.x1[c], cs.y1[c])
+            if nh: _with_holes(R, lo, RR[s], y0, y1, mr[:nm], nh, W, H, gt, cs, gs, acc)
         w2[k] = acc[_V2]
         w1[k] = _best_iou(int(acc[_X0]), int(acc[_Y0]), min(int(acc[_X1]) + 1, W - 1), min(int(acc[_Y1]) + 1, H - 1), gt)
     return R, cs
 
-# %% ../nbs/01a_maxboxacc.ipynb #80b2603a
+# %% ../nbs/01a_maxboxacc.ipynb #cc3ad7c8
 @_jit
 def _levels_ious(u, mxs, c, taus, gt, v1, v2, sp, R, cs, gs):
     """Best IoU per threshold, V1 and V2, into v1/v2 (n,T), of uint8 maps `u` (n,H,W) with maxima `mxs`, or (`u`
@@ -387,7 +414,7 @@ def _levels_ious(u, mxs, c, taus, gt, v1, v2, sp, R, cs, gs):
         for j in range(T): v1[m, j] = w1[inv[j]]; v2[m, j] = w2[inv[j]]
     return -1, nlev, R, cs
 
-# %% ../nbs/01a_maxboxacc.ipynb #43e99f34
+# %% ../nbs/01a_maxboxacc.ipynb #3b34435b
 def _threads():
     "CPU threads for the compiled passes: the CPUs this process may run on, at most 8."
     n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
@@ -407,7 +434,7 @@ def _chunked(n, part, stats, threads=None, chunk=32):
     with ThreadPoolExecutor(nt) as ex: res = list(ex.map(part, cuts[:-1], cuts[1:]))
     stats['levels'] = stats.get('levels', 0) + int(sum(res))
 
-# %% ../nbs/01a_maxboxacc.ipynb #f44a6517
+# %% ../nbs/01a_maxboxacc.ipynb #c427aedb
 _NO_F32 = np.zeros((0, 224, 224), np.float32)                              # `_levels_ious` of uint8 maps: no float maps
 _NO_U8, _NO_MAX = np.zeros((0, 224, 224), np.uint8), np.zeros(0, np.int64)   # of float maps: no uint8 maps
 
@@ -452,7 +479,7 @@ def float_ious(frame, # `frame(s, e)`: float32 score maps s..e-1 at (e-s,224,224
     _chunked(n, part, stats, threads)
     return v1, v2
 
-# %% ../nbs/01a_maxboxacc.ipynb #4ac47d27
+# %% ../nbs/01a_maxboxacc.ipynb #aeb58562
 def _iou1(a, g):
     "IoU, inclusive +1 convention, of boxes `a` (...,4) with `g` (...,G,4) -> (...,G): integer areas, float64 ratio."
     a, g = a[..., None, :].astype(np.int64), g.astype(np.int64)
