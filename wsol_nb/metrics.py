@@ -4,17 +4,16 @@
 
 # %% ../nbs/02_metrics.ipynb #b5e587f1
 from __future__ import annotations
-import os, time, threading, warnings, numpy as np, torch, cv2
-from concurrent.futures import ThreadPoolExecutor
-from numba import njit
+import time, warnings, numpy as np, torch, cv2
 import matplotlib.pyplot as plt
 from .boxes import PROTOCOLS, Protocol, box_iou, protocol_boxes, center_crop_box
 from .extract import mask_boxes
+from .maxboxacc import _to_u8, _inf_error, _iou1, float_ious
 
 # %% auto #0
-__all__ = ['cam_thresholds', 'wsol_scoremaps', 'maxboxacc_reference', 'contour_ious', 'random_cams', 'box_accuracy',
-           'max_box_acc', 'plot_curves', 'pxap', 'protocol_maps', 'map_box_ious', 'loc_accuracy', 'evaluate_maps',
-           'evaluate_boxes', 'full_image_boxes', 'center_boxes', 'baseline_localizers']
+__all__ = ['cam_thresholds', 'wsol_scoremaps', 'maxboxacc_reference', 'box_accuracy', 'max_box_acc', 'plot_curves', 'pxap',
+           'protocol_maps', 'map_box_ious', 'loc_accuracy', 'evaluate_maps', 'evaluate_boxes', 'full_image_boxes',
+           'center_boxes', 'baseline_localizers']
 
 # %% ../nbs/02_metrics.ipynb #ca54f952
 def cam_thresholds(interval:float=0.01): # step of the threshold sweep (the CLI's 0.01; the library default 0.001)
@@ -46,35 +45,6 @@ def _frame(maps, size=224, ids=None):
     ms = _np_maps(maps, ids)          # cv2.resize to the same size is a plain copy: skipped
     rs = [m if m.shape == (size, size) else cv2.resize(m, (size, size), interpolation=cv2.INTER_CUBIC) for m in ms]
     return np.stack(rs) if rs else np.zeros((0, size, size), np.float32)
-
-def _jit(f=None, **kw):
-    """`numba.njit` without the GIL, cached on disk for the library; a function defined in a notebook cell compiles
-    afresh, since numba's cache would keep a caller compiled against an old version of a function from another cell."""
-    if f is None: return lambda g: _jit(g, **kw)
-    return njit(cache=f.__module__ != '__main__', nogil=True, **kw)(f)
-
-@_jit
-def _minmax(m):
-    "Minimum, max - min, and whether there is a NaN / an infinite value, of a flat float32 map."
-    mn = mx = m[0]; nan = inf = False
-    for j in range(m.size): v = m[j]; nan |= v != v; inf |= np.isinf(v); mn = min(mn, v); mx = max(mx, v)
-    return mn, mx - mn, nan, inf
-
-@_jit(inline='always')
-def _q(v, mn, d): return np.uint8((v - mn) / d * np.float32(255))   # float32 operations, as numpy does them
-
-@_jit
-def _to_u8(c, out):
-    "Min-max (constant or NaN -> 0) and `uint8(m*255)` of float32 maps `c` (n,H,W) into `out`; -1, or the first map with an infinite value."
-    for i in range(c.shape[0]):
-        m, o = c[i].ravel(), out[i].ravel()            # flat loops: compiled to SIMD
-        mn, d, nan, inf = _minmax(m)
-        if inf: return i
-        if nan or d == 0: o[:] = 0; continue
-        for j in range(m.size): o[j] = _q(m[j], mn, d)
-    return -1
-
-def _inf_error(bad, ids): return ValueError(f'score map of image {ids[bad] if ids is not None else bad} has infinite values')
 
 def wsol_scoremaps(maps, # score maps: a (N,H,W) array/tensor or a list of (H,W) maps of any sizes
                    size:int=224, # side of the evaluation frame
@@ -125,413 +95,20 @@ def maxboxacc_reference(maps, # score maps, one (H,W) per image
         for d in deltas: hits[d] += best >= d / 100
     return {d: hits[d] * 100 / len(gts) for d in deltas}
 
-# %% ../nbs/02_metrics.ipynb #d686f102
-_u32 = np.uint32   # unsigned indices: numba adds no negative-index wraparound to them (the step compaction runs ~2x faster)
-
-@_jit
-def _steps(m, q, mn, dv, K, L, P, st):
-    """Pass 1 over a map `m`, uint8, or float32 quantised on the way as `_to_u8` does (`q`, with min `mn` and range
-    `dv`): each pixel's level count `P[r,c+1] = K[u[r,c]]` (P's columns 0 and W+1 stay 0), the columns where it steps
-    up (`st[0]`) or down (`st[1]`), row r's at `ru[r]:ru[r+1]` / `rd[r]:rd[r+1]`, and the start `S[k]` of level k's
-    runs in the level-major run list."""
-    H, W = m.shape
-    d = np.zeros(L + 1, np.int32); ru = np.empty(H + 1, np.uint32); rd = np.empty(H + 1, np.uint32)
-    uc, dc = st[0], st[1]; b = np.empty(W, np.uint8)
-    nu = nd = _u32(0)
-    for r in range(H):
-        p = P[r]
-        if q:
-            for c in range(W): b[c] = _q(m[r, c], mn, dv)
-        else:
-            for c in range(W): b[c] = m[r, c]
-        for c in range(W): p[c + 1] = K[b[c]]
-        ru[r] = nu; rd[r] = nd
-        for c in range(1, W + 1):                      # branch-free compaction of the step columns
-            uc[nu] = c; nu += _u32(p[c] > p[c - 1])
-            dc[nd] = c; nd += _u32(p[c] > p[c + 1])
-        for i in range(ru[r], nu):                     # a step up from level a to b starts runs at levels a..b-1
-            c = uc[i]; d[p[c - 1]] += 1; d[p[c]] -= 1
-    ru[H] = nu; rd[H] = nd
-    S = np.empty(L + 1, np.uint32); S[0] = 0; run = 0
-    for k in range(L): run += d[k]; S[k + 1] = S[k] + run
-    return ru, rd, S
-
-@_jit
-def _fill(P, st, ru, rd, S, L, R):
-    "Pass 2: the runs of every level, level by level and in (row, column) order within one: rows `R[0]`, first columns `R[1]`, last columns `R[2]`."
-    RR, RS, RE = R[0], R[1], R[2]
-    uc, dc = st[0], st[1]
-    ws = S[:L].copy(); we = S[:L].copy()               # write positions of starts and ends per level
-    for r in range(len(ru) - 1):
-        p = P[r]
-        for i in range(ru[r], ru[r + 1]):
-            c = uc[i]; col = np.int16(c - 1)
-            for k in range(p[c - 1], p[c]): j = ws[k]; RS[j] = col; RR[j] = r; ws[k] = j + _u32(1)
-        for i in range(rd[r], rd[r + 1]):
-            c = dc[i]; col = np.int16(c - 1)
-            for k in range(p[c + 1], p[c]): j = we[k]; RE[j] = col; we[k] = j + _u32(1)
-
-
-# %% ../nbs/02_metrics.ipynb #f54a7f7b
-@_jit(inline='always')
-def _find(p, i):
-    "Union-find root of `i`, compressing the path."
-    r = i
-    while p[r] != r: r = p[r]
-    while p[i] != r: p[i], i = r, p[i]
-    return r
-
-@_jit
-def _best_iou(x0, y0, x1, y1, gt):
-    "Largest +1-convention IoU of box (x0,y0,x1,y1) with the rows of `gt`: integer areas, one float64 division (as `_iou1`)."
-    best, a = 0.0, (x1 - x0 + 1) * (y1 - y0 + 1)
-    for g in range(gt.shape[0]):
-        w = max(0, min(x1, gt[g, 2]) - max(x0, gt[g, 0]) + 1)
-        h = max(0, min(y1, gt[g, 3]) - max(y0, gt[g, 1]) + 1)
-        best = max(best, w * h / (a + (gt[g, 2] - gt[g, 0] + 1) * (gt[g, 3] - gt[g, 1] + 1) - w * h))
-    return best
-
-@_jit(inline='always')
-def _strip2(a, b, c, d):
-    "Twice the contour area between touching runs [a,b] and [c,d] of consecutive rows."
-    return (2 * b if b == d else 2 * min(b, d) + 1) - (2 * a if a == c else 2 * max(a, c) - 1)
-
-@_jit
-def _close(x0, y0, x1, y1, A, W, H, gt, acc):
-    "Fold a component (box, exact contour area `A`) into `acc` = [best V2 IoU, top area, runner-up area, top box]."
-    acc[0] = max(acc[0], _best_iou(x0, y0, min(x1 + 1, W - 1), min(y1 + 1, H - 1), gt))
-    if A > acc[1]: acc[2] = acc[1]; acc[1] = A; acc[3] = x0; acc[4] = y0; acc[5] = x1; acc[6] = y1
-    else: acc[2] = max(acc[2], A)
-
-@_jit
-def _chains(R, s, t, W, H, gt, acc):
-    "Runs `s:t` of a level with at most one run per row: components are chains of touching runs, with exact contour areas."
-    RR, RS, RE = R[0], R[1], R[2]
-    acc[0] = acc[1] = acc[2] = -1.0
-    a, b, y = RS[s], RE[s], RR[s]
-    x0, x1, y0, A2 = a, b, y, 0
-    for i in range(s + 1, t):
-        r, c, d = RR[i], RS[i], RE[i]
-        if r != y + 1 or b + 1 < c or d + 1 < a:             # a gap row or no touch ends the chain
-            _close(x0, y0, x1, y, A2 / 2, W, H, gt, acc)
-            x0, x1, y0, A2 = c, d, r, 0
-        else: A2 += _strip2(a, b, c, d); x0 = min(x0, c); x1 = max(x1, d)
-        a, b, y = c, d, r
-    _close(x0, y0, x1, y, A2 / 2, W, H, gt, acc)
-
-
-# %% ../nbs/02_metrics.ipynb #87b6eb29
-def _iou1(a, g):
-    "IoU, inclusive +1 convention, of boxes `a` (...,4) with `g` (...,G,4) -> (...,G): integer areas, float64 ratio."
-    a, g = a[..., None, :].astype(np.int64), g.astype(np.int64)
-    w = np.maximum(0, np.minimum(a[..., 2], g[..., 2]) - np.maximum(a[..., 0], g[..., 0]) + 1)
-    h = np.maximum(0, np.minimum(a[..., 3], g[..., 3]) - np.maximum(a[..., 1], g[..., 1]) + 1)
-    ar = lambda b: (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
-    return w*h / (ar(a) + ar(g) - w*h)
-
-def _traced_v1(u, taus, gt, img, k):
-    "V1's best IoU at the thresholds `(img,k)` the run pass left open: `cv2.findContours` at `int(tau*max)`, largest `cv2.contourArea`."
-    H, W = u.shape[1:]; out = np.empty(len(img))
-    for j, (i, kk) in enumerate(zip(img.tolist(), k.tolist())):
-        b = cv2.threshold(u[i], int(taus[kk] * u[i].max()), 255, cv2.THRESH_BINARY)[1]
-        x, y, w, h = cv2.boundingRect(max(cv2.findContours(b, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2], key=cv2.contourArea))
-        out[j] = _iou1(np.array([x, y, min(x + w, W - 1), min(y + h, H - 1)]), gt[i]).max()
-    return out
-
-def _trace_open(v1, taus, gt, u8_of):
-    "Fill in the NaNs of `v1` (n,T) with `_traced_v1`; `u8_of(rows)`: those images' uint8 maps. Returns their number."
-    img, k = np.nonzero(np.isnan(v1))
-    if len(img):
-        rows = np.unique(img)
-        v1[img, k] = _traced_v1(u8_of(rows), taus, gt[rows], np.searchsorted(rows, img), k)
-    return len(img)
-
-
-# %% ../nbs/02_metrics.ipynb #e4139463
-@_jit
-def _components(R, s0, t0, lo, mr, W, H, gt, sc, acc):
-    """8-connected components of one level by union-find over its runs `s0:t0` (rows f..l): `acc` = [best V2 IoU,
-    largest lower bound of a contour area, largest upper bound of any other, the first's box]; exact areas for
-    components with one run per row. Row r's runs are at `lo[r-f]:lo[r-f+1]`, and the rows with 2+ runs go into `mr`.
-    Returns the first and last row of the components with a hole (`H, -1` if none: runs and their touching pairs form
-    a graph whose independent cycles are the holes, so a component has `edges - runs + 1` of them) and the number of
-    rows in `mr`."""
-    RR, RS, RE = R[0], R[1], R[2]
-    f, l = RR[s0], RR[t0 - 1]; nx, nm = s0, 0
-    lab, par, x0, x1, y0, y1, nru, blk, ar2, nodes, ned = sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7], sc[8], sc[9], sc[10]
-    nn = 0
-    cur, a, b, y, bx0, bx1, n, bk, A2 = -1, 0, 0, 0, W, -1, 0, 0, 0   # cur: node of the band of single touching runs
-    for r in range(f, l + 1):
-        s = lo[r - f] = nx                                   # row r's runs: s..t
-        while nx < t0 and RR[nx] == r: nx += 1
-        t = nx
-        if t - s > 1: mr[nm] = r; nm += 1
-        if cur >= 0 and t - s == 1 and RS[s] <= b + 1 and a <= RE[s] + 1:   # the band goes on: sums in registers
-            c, d = RS[s], RE[s]; lab[s] = cur
-            bx0 = min(bx0, c); bx1 = max(bx1, d); n += 1; bk += max(0, min(b, d) - max(a, c)); A2 += _strip2(a, b, c, d)
-            a, b, y = c, d, r
-            continue
-        if cur >= 0:                                         # the band ends: into its component (n runs, n edges)
-            i = _find(par, cur)
-            x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); nru[i] += n; ned[i] += n; blk[i] += bk; ar2[i] += A2
-            cur = -1
-        for i in range(s, t):
-            lab[i] = par[i] = i; x0[i] = RS[i]; x1[i] = RE[i]; y0[i] = y1[i] = r; nru[i] = 1; ned[i] = blk[i] = ar2[i] = 0
-            nodes[nn] = i; nn += 1
-        if r > f:
-            i, q, j = lo[r - f - 1], s, s
-            while i < q and j < t:                           # link touching runs of rows r-1 and r
-                a, b, c, d = RS[i], RE[i], RS[j], RE[j]
-                if b + 1 < c: i += 1; continue
-                if d + 1 < a: j += 1; continue
-                ri, rj = _find(par, lab[i]), _find(par, lab[j])
-                if ri != rj:
-                    if ri > rj: ri, rj = rj, ri
-                    par[rj] = ri
-                    x0[ri] = min(x0[ri], x0[rj]); x1[ri] = max(x1[ri], x1[rj]); y1[ri] = max(y1[ri], y1[rj])
-                    nru[ri] += nru[rj]; ned[ri] += ned[rj]; blk[ri] += blk[rj]; ar2[ri] += ar2[rj]
-                ned[ri] += 1
-                blk[ri] += max(0, min(b, d) - max(a, c))     # 2x2 blocks of on pixels: inside the contour
-                ar2[ri] += _strip2(a, b, c, d)
-                if b < d: i += 1
-                else: j += 1
-        cur = s if t - s == 1 else -1
-        if cur >= 0: a, b, y, bx0, bx1, n, bk, A2 = RS[s], RE[s], r, W, -1, 0, 0, 0
-    if cur >= 0:
-        i = _find(par, cur)
-        x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); nru[i] += n; ned[i] += n; blk[i] += bk; ar2[i] += A2
-    lo[l + 1 - f] = t0
-    acc[0] = acc[1] = acc[2] = -1.0; ub1 = -1.0; hy0, hy1 = H, -1
-    for i in nodes[:nn]:                                     # the components' roots
-        if par[i] != i: continue
-        acc[0] = max(acc[0], _best_iou(x0[i], y0[i], min(x1[i] + 1, W - 1), min(y1[i] + 1, H - 1), gt))
-        if nru[i] == y1[i] - y0[i] + 1: lb = ub = ar2[i] / 2     # one run per row: the exact area
-        else:
-            lb, ub = float(blk[i]), float((x1[i] - x0[i]) * (y1[i] - y0[i]))
-            if ned[i] >= nru[i]: hy0 = min(hy0, y0[i]); hy1 = max(hy1, y1[i])   # a hole
-        if lb > acc[1]:
-            acc[2] = max(acc[2], ub1); acc[1] = lb; ub1 = ub
-            acc[3] = x0[i]; acc[4] = y0[i]; acc[5] = x1[i]; acc[6] = y1[i]
-        else: acc[2] = max(acc[2], ub)
-    return hy0, hy1, nm
-
-@_jit(inline='always')
-def _outside(R, lo, f, r, a, b):
-    "Whether columns a..b of row r hold an off pixel that reaches the border along row r (or the row is empty)."
-    s, t = lo[r - f], lo[r - f + 1]
-    return s == t or a < R[1][s] or b > R[2][t - 1]
-
-@_jit
-def _holes(R, lo, f, h0, h1, rows, W, H, gt, gs, acc):
-    """Holes of one level (first row f, runs at `lo`): gaps between runs (in `rows`, those with 2+ runs), 4-connected
-    across rows, never reaching the border; only rows h0..h1 (those of the components with a hole) are searched, and
-    a gap in row h0 or h1 belongs to no hole."""
-    RS, RE = R[1], R[2]
-    par, ga, gb, x0, x1, y0, y1, bd = gs[0], gs[1], gs[2], gs[3], gs[4], gs[5], gs[6], gs[7]
-    n = prev = 0; pr = -2
-    for r in rows:
-        if r < h0 or r > h1: continue
-        s, t, start = lo[r - f], lo[r - f + 1], n
-        for i in range(s, t - 1):                            # the gaps between the runs of row r
-            a, b = RE[i] + 1, RS[i + 1] - 1
-            ga[n] = a; gb[n] = b; par[n] = n; x0[n] = a; x1[n] = b; y0[n] = y1[n] = r
-            bd[n] = r == h0 or r == h1 or _outside(R, lo, f, r - 1, a, b) or _outside(R, lo, f, r + 1, a, b)
-            n += 1
-        i, j = prev if pr == r - 1 else start, start
-        while i < start and j < n:                           # link overlapping gaps of rows r-1 and r
-            a, b, c, d = ga[i], gb[i], ga[j], gb[j]
-            if b < c: i += 1; continue
-            if d < a: j += 1; continue
-            ri, rj = _find(par, i), _find(par, j)
-            if ri != rj:
-                if ri > rj: ri, rj = rj, ri
-                par[rj] = ri; bd[ri] |= bd[rj]
-                x0[ri] = min(x0[ri], x0[rj]); x1[ri] = max(x1[ri], x1[rj]); y1[ri] = max(y1[ri], y1[rj])
-            if b < d: i += 1
-            else: j += 1
-        prev, pr = start, r
-    for g in range(n):                                       # a hole's contour runs through the on pixels around it
-        if par[g] != g or bd[g]: continue
-        acc[0] = max(acc[0], _best_iou(x0[g] - 1, y0[g] - 1, min(x1[g] + 2, W - 1), min(y1[g] + 2, H - 1), gt))
-        acc[2] = max(acc[2], float((x1[g] - x0[g] + 2) * (y1[g] - y0[g] + 2)))
-
-
-# %% ../nbs/02_metrics.ipynb #c6cafe02
-@_jit
-def _levels(mx, taus, ul, inv, K):
-    """The evaluator's levels `int(tau*mx)` for increasing `taus`: the distinct ones into `ul` (their number returned),
-    each threshold's into `inv`, and `K[x]`, the number of levels below value x (x is on at levels k < K[x])."""
-    L = 0
-    for j in range(len(taus)):
-        x = np.int64(taus[j] * np.float64(mx))
-        if L == 0 or x != ul[L - 1]: ul[L] = x; L += 1
-        inv[j] = L - 1
-    k = 0
-    for x in range(257):
-        while k < L and ul[k] < x: k += 1
-        K[x] = k
-    return L
-
-@_jit
-def _map_levels(m, q, mn, dv, K, L, gt, w1, w2, P, st, R, sc, gs, acc, lo, mr):
-    """Best IoU per level of one map (`_steps` for `m`, `q`, `mn`, `dv`), V1 (NaN where not certain: cv2 decides) and
-    V2, into w1/w2[:L]; P, st, R, sc, gs: scratch (see `_scratch`); returns R and sc, grown when they were short."""
-    H, W = m.shape
-    ru, rd, S = _steps(m, q, mn, dv, K, L, P, st)
-    if R.shape[1] < S[L]: R = np.empty((3, max(2 * R.shape[1], S[L])), np.int16)
-    if sc.shape[1] < S[L]: sc = np.empty((11, R.shape[1]), np.int32)
-    _fill(P, st, ru, rd, S, L, R)
-    RR = R[0]
-    none = _best_iou(0, 0, 0, 0, gt)                     # no contour: the box (0,0,0,0)
-    for k in range(L):
-        s, t = np.int64(S[k]), np.int64(S[k + 1])
-        if s == t: w1[k] = w2[k] = none; continue
-        multi = False                                    # two runs in a row?
-        for i in range(s, t - 1):
-            if RR[i] == RR[i + 1]: multi = True; break
-        if not multi: _chains(R, s, t, W, H, gt, acc)
-        else:
-            y0, y1, nm = _components(R, s, t, lo, mr, W, H, gt, sc, acc)
-            if y0 <= y1: _holes(R, lo, RR[s], y0, y1, mr[:nm], W, H, gt, gs, acc)   # only where there are holes
-        w2[k] = acc[0]                                   # largest contour sure: its lower bound beats all others
-        ok = acc[2] < 0 or acc[1] > acc[2]
-        w1[k] = _best_iou(int(acc[3]), int(acc[4]), min(int(acc[5]) + 1, W - 1), min(int(acc[6]) + 1, H - 1), gt) if ok else np.nan
-    return R, sc
-
-@_jit
-def _levels_ious(u, mxs, c, taus, gt, v1, v2, P, st, R, sc, gs):
-    """Best IoU per threshold, V1 (NaN where cv2 must decide) and V2 into v1/v2 (n,T), of uint8 maps `u` (n,H,W)
-    with maxima `mxs`, or (`u` empty) of float32 maps `c` quantised on the way as `_to_u8` does. Returns -1 or the
-    first map with an infinite value, the number of distinct levels, and R and sc (grown when they were short)."""
-    n, T, flt = len(gt), len(taus), len(u) == 0
-    acc = np.empty(7); lo = np.empty(P.shape[0] + 2, np.int32); mr = np.empty(P.shape[0], np.int32)
-    ul = np.empty(T, np.int64); inv = np.empty(T, np.int64); K = np.empty(257, np.int32); w1 = np.empty(T); w2 = np.empty(T)
-    nlev = 0
-    for m in range(n):
-        if not flt: mx, q, mn, dv = mxs[m], False, np.float32(0), np.float32(1)
-        else:
-            mn, dv, nan, inf = _minmax(c[m].ravel())
-            if inf: return m, nlev, R, sc
-            mx, q = (0, False) if nan or dv == 0 else (255, True)   # (mx - mn) / dv is exactly 1: 255
-        L = _levels(mx, taus, ul, inv, K); nlev += L
-        if mx == 0: w1[0] = w2[0] = _best_iou(0, 0, 0, 0, gt[m])      # nothing is ever on
-        elif not flt: R, sc = _map_levels(u[m], q, mn, dv, K, L, gt[m], w1, w2, P, st, R, sc, gs, acc, lo, mr)
-        else: R, sc = _map_levels(c[m], q, mn, dv, K, L, gt[m], w1, w2, P, st, R, sc, gs, acc, lo, mr)
-        for j in range(T): v1[m, j] = w1[inv[j]]; v2[m, j] = w2[inv[j]]
-    return -1, nlev, R, sc
-
-
-# %% ../nbs/02_metrics.ipynb #93b7464e
-def _threads():
-    "CPU threads for the compiled passes: the CPUs this process may run on, at most 8."
-    n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
-    return max(1, min(8, n))
-
-_tls = threading.local()
-_NO_F32 = np.zeros((0, 224, 224), np.float32)   # `_levels_ious` of uint8 maps: no float maps
-def _scratch(H=224, W=224):
-    "This thread's reusable scratch arrays for `_levels_ious` (fresh large arrays cost page faults on every call)."
-    if getattr(_tls, 'shape', None) != (H, W):
-        _tls.shape = (H, W)
-        _tls.P, _tls.st = np.zeros((H, W + 2), np.int16), np.empty((2, H * (W + 1)), np.int16)
-        _tls.R, _tls.sc = np.empty((3, 1 << 15), np.int16), np.empty((11, 1 << 15), np.int32)
-        _tls.gs = np.empty((8, H * (W // 2 + 3)), np.int32)
-    return _tls
-
-def _gt_array(gt_boxes):
-    "Per image GT boxes as one int64 array `(N,G,4)`, shorter lists padded with their first box; an image needs one."
-    if any(len(g) == 0 for g in gt_boxes): raise ValueError('every image needs at least one GT box')
-    G = max(len(g) for g in gt_boxes)
-    return np.stack([g if len(g) == G else np.concatenate([g, np.repeat(g[:1], G-len(g), 0)]) for g in gt_boxes]).astype(np.int64)
-
-def _chunked(n, part, stats, threads=None, chunk=32):
-    """`part(s, e)` -> (levels, traced) over chunks of at most `chunk` images on CPU threads (default: `_threads()`),
-    at least 8 chunks per thread so that the threads finish together; counts into `stats`."""
-    nt = threads or _threads(); chunk = max(1, min(chunk, -(-n // (8 * nt))))
-    cuts = list(range(0, n, chunk)) + [n]
-    with ThreadPoolExecutor(nt) as ex: res = list(ex.map(part, cuts[:-1], cuts[1:]))
-    for k, v in zip(('levels', 'traced'), np.sum(res, 0).tolist() if res else (0, 0)): stats[k] = stats.get(k, 0) + v
-
-def contour_ious(u8, # uint8 score maps (N,224,224) from `wsol_scoremaps`
-                 taus, # increasing thresholds (`cam_thresholds`)
-                 gt_boxes, # per image (k,4) GT boxes in the map frame (k >= 1)
-                 stats:dict|None=None, # filled with 'levels' and 'traced' (levels that needed cv2)
-                 threads:int|None=None): # CPU threads (default: the CPUs available, at most 8)
-    "Exact best IoU (+1 convention) per image and threshold: largest contour (V1) and all contours (V2), `(N,T)` each."
-    n, T, stats = len(u8), len(taus), ({} if stats is None else stats)
-    v1, v2 = np.empty((n, T)), np.empty((n, T))
-    if n == 0: return v1, v2
-    taus = np.asarray(taus, np.float64)
-    if (np.diff(taus) < 0).any(): raise ValueError('thresholds must be increasing')
-    gt, u8 = _gt_array(gt_boxes), np.ascontiguousarray(u8, np.uint8)
-    mxs = u8.reshape(n, -1).max(1).astype(np.int64)
-    def part(s, e):
-        t = _scratch(*u8.shape[1:])
-        _, lev, t.R, t.sc = _levels_ious(u8[s:e], mxs[s:e], _NO_F32, taus, gt[s:e], v1[s:e], v2[s:e], t.P, t.st, t.R, t.sc, t.gs)
-        return lev, _trace_open(v1[s:e], taus, gt[s:e], lambda rows: u8[s:e][rows])
-    _chunked(n, part, stats, threads)
-    return v1, v2
-
-
-# %% ../nbs/02_metrics.ipynb #63a796e5
-def _blob(r, cx, cy, sx, sy, th):
-    yy, xx = np.mgrid[0:r, 0:r] + 0.5
-    c, s = np.cos(th), np.sin(th)
-    a, b = c*(xx-cx) + s*(yy-cy), -s*(xx-cx) + c*(yy-cy)
-    return np.exp(-(a**2/(2*sx**2) + b**2/(2*sy**2)))
-
-def random_cams(n:int, # number of maps
-                size:int=224, # side of the maps
-                seed:int=0, # random seed
-                grids=(7, 14, 28), # coarse grid sides to draw from
-                distractors=(0, 2), # min and max number of weaker blobs
-                noise:float=0.03): # max std of the grid noise (drawn per map in [0, noise])
-    "CAM-like float32 score maps `(n,size,size)` and per-map GT boxes `(1,4)` (the object's 2-sigma box, jittered)."
-    rng = np.random.default_rng(seed)
-    maps, boxes = np.empty((n, size, size), np.float32), []
-    for i in range(n):
-        r = int(rng.choice(grids))
-        cx, cy = rng.uniform(0.25, 0.75, 2)*r; sx, sy = rng.uniform(0.08, 0.25, 2)*r; th = rng.uniform(0, np.pi)
-        m = _blob(r, cx, cy, sx, sy, th)
-        for _ in range(int(rng.integers(distractors[0], distractors[1]+1))):
-            m += rng.uniform(0.2, 0.7)*_blob(r, *rng.uniform(0, r, 2), *rng.uniform(0.05, 0.15, 2)*r, rng.uniform(0, np.pi))
-        m += rng.normal(0, rng.uniform(0, noise), m.shape) if noise > 0 else 0
-        maps[i] = cv2.resize(m.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
-        hw, hh = 2*np.hypot(sx*np.cos(th), sy*np.sin(th)), 2*np.hypot(sx*np.sin(th), sy*np.cos(th))
-        j, f = rng.normal(0, 0.1, 4), size/r
-        b = np.array([cx - hw*(1+j[0]), cy - hh*(1+j[1]), cx + hw*(1+j[2]), cy + hh*(1+j[3])])*f
-        boxes.append(np.clip(b, 0, size-1).astype(np.int64)[None])
-    return maps, boxes
-
 # %% ../nbs/02_metrics.ipynb #0d029a70
 def _hits(v, d): return (v >= d/100).sum(0) * 100 / len(v) if len(v) else np.zeros(v.shape[1])
-
-_NO_U8, _NO_MAX = np.zeros((0, 224, 224), np.uint8), np.zeros(0, np.int64)   # `_levels_ious` of float maps: no uint8 maps
-
-def _maps_ious(maps, taus, gts, ids=None, stats=None, threads=None):
-    "`contour_ious` of float score maps, each quantised row by row as the step pass reads it, in chunks over CPU threads."
-    n, T, stats = len(maps), len(taus), ({} if stats is None else stats)
-    v1, v2 = np.empty((n, T)), np.empty((n, T))
-    if n == 0: return v1, v2
-    gt = _gt_array(gts)
-    def part(s, e):
-        c, t = _frame(maps[s:e], 224, list(range(s, e)) if ids is None else ids[s:e]), _scratch()
-        bad, lev, t.R, t.sc = _levels_ious(_NO_U8, _NO_MAX, c, taus, gt[s:e], v1[s:e], v2[s:e], t.P, t.st, t.R, t.sc, t.gs)
-        if bad >= 0: raise _inf_error(s + bad, ids)
-        return lev, _trace_open(v1[s:e], taus, gt[s:e], lambda rows: wsol_scoremaps(c[rows]))
-    _chunked(n, part, stats, threads)
-    return v1, v2
 
 def box_accuracy(maps, # score maps, one (H,W) per image
                  gt_boxes, # per image (k,4) xyxy GT boxes
                  sizes=None, # per image (w,h): boxes in original pixels; None: already in the 224 frame
                  interval:float=0.01, # threshold step
                  ids:list|None=None, # image ids for error messages
-                 stats:dict|None=None, # filled with the number of levels traced with cv2
+                 stats:dict|None=None, # 'levels' is increased by the number of distinct levels
                  threads:int|None=None): # CPU threads (default: the CPUs available, at most 8)
     "MaxBoxAcc (V1, delta 50) and MaxBoxAccV2 (all contours, mean over delta 30/50/70) with curves, thresholds, IoUs."
     taus, gts = cam_thresholds(interval), [g.astype(np.int64) for g in _gt224(gt_boxes, sizes)]
-    v1, v2 = _maps_ious(maps, taus, gts, ids, stats, threads)
+    frame = lambda s, e: _frame(maps[s:e], 224, list(range(s, e)) if ids is None else ids[s:e])
+    v1, v2 = float_ious(frame, len(maps), taus, gts, ids, stats, threads)
     c1, c2 = {50: _hits(v1, 50)}, {d: _hits(v2, d) for d in (30, 50, 70)}
     return dict(thresholds=taus, curves_v1=c1, curves_v2=c2, iou_v1=v1, iou_v2=v2,
                 MaxBoxAcc=float(c1[50].max()), best_threshold=float(taus[c1[50].argmax()]),
@@ -576,8 +153,7 @@ def _bin_mask(m, size=224):
     m = m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m)
     m = m.reshape(m.shape[-2:])
     thr = 127 if m.dtype == np.uint8 else 0.5
-    m = cv2.resize(m.astype(np.float32), (size, size), interpolation=cv2.INTER_NEAREST)
-    return m > thr if thr == 0.5 else m > 127
+    return cv2.resize(m.astype(np.float32), (size, size), interpolation=cv2.INTER_NEAREST) > thr
 
 def pxap(maps, # score maps, one (H,W) per image
          masks, # GT masks, one (H,W) per image (any size; uint8 0..255, float or bool)

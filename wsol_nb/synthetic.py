@@ -6,12 +6,13 @@
 from __future__ import annotations
 import os, json, time, shutil, hashlib, tempfile
 from pathlib import Path
-import numpy as np
+import numpy as np, cv2
 from .data import write_cub, read_cub, write_wsoleval
 
 # %% auto #0
 __all__ = ['PATTERNS', 'PART_COLOURS', 'PALETTE', 'GEN_VERSION', 'DEFAULTS', 'class_spec', 'class_names', 'part_patch',
-           'draw_sample', 'write_synthetic_wsoleval', 'make_synthetic', 'default_dataset', 'is_synthetic']
+           'draw_sample', 'write_synthetic_wsoleval', 'make_synthetic', 'default_dataset', 'is_synthetic',
+           'random_cams']
 
 # %% ../nbs/04_synthetic.ipynb #22011499
 PATTERNS = ('checker', 'hstripes', 'vstripes', 'diagonal', 'dot', 'cross', 'ring')
@@ -212,9 +213,40 @@ def default_dataset(dest=None, # folder (default: $WSOL_DATA or ~/.cache/wsol_nb
         if _matches(dest, p): return dest   # another process got there first
         raise
 
-# %% ../nbs/04_synthetic.ipynb #21a2760f
+# %% ../nbs/04_synthetic.ipynb #c87ccee4
 def is_synthetic(root) -> bool:
     "True if `root` holds a dataset written by `make_synthetic` (its params.json names the generator's parameters)."
     try: q = json.loads((Path(root)/'params.json').read_text())
     except (OSError, ValueError): return False
     return isinstance(q, dict) and set(DEFAULTS) <= set(q) and 'version' in q
+
+# %% ../nbs/04_synthetic.ipynb #298a46fe
+def _blob(r, cx, cy, sx, sy, th):
+    "A rotated elliptical Gaussian on an r x r grid (cell centres)."
+    yy, xx = np.mgrid[0:r, 0:r] + 0.5
+    c, s = np.cos(th), np.sin(th)
+    a, b = c*(xx-cx) + s*(yy-cy), -s*(xx-cx) + c*(yy-cy)
+    return np.exp(-(a**2/(2*sx**2) + b**2/(2*sy**2)))
+
+def random_cams(n:int, # number of maps
+                size:int=224, # side of the maps
+                seed:int=0, # random seed
+                grids=(7, 14, 28), # coarse grid sides to draw from
+                distractors=(0, 2), # min and max number of weaker blobs
+                noise:float=0.03): # max std of the grid noise (drawn per map in [0, noise])
+    "CAM-like float32 score maps `(n,size,size)` and per-map GT boxes `(1,4)` (the object's 2-sigma box, jittered)."
+    rng = np.random.default_rng(seed)
+    maps, boxes = np.empty((n, size, size), np.float32), []
+    for i in range(n):
+        r = int(rng.choice(grids))
+        cx, cy = rng.uniform(0.25, 0.75, 2)*r; sx, sy = rng.uniform(0.08, 0.25, 2)*r; th = rng.uniform(0, np.pi)
+        m = _blob(r, cx, cy, sx, sy, th)
+        for _ in range(int(rng.integers(distractors[0], distractors[1]+1))):
+            m += rng.uniform(0.2, 0.7)*_blob(r, *rng.uniform(0, r, 2), *rng.uniform(0.05, 0.15, 2)*r, rng.uniform(0, np.pi))
+        m += rng.normal(0, rng.uniform(0, noise), m.shape) if noise > 0 else 0
+        maps[i] = cv2.resize(m.astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+        hw, hh = 2*np.hypot(sx*np.cos(th), sy*np.sin(th)), 2*np.hypot(sx*np.sin(th), sy*np.cos(th))
+        j, f = rng.normal(0, 0.1, 4), size/r
+        b = np.array([cx - hw*(1+j[0]), cy - hh*(1+j[1]), cx + hw*(1+j[2]), cy + hh*(1+j[3])])*f
+        boxes.append(np.clip(b, 0, size-1).astype(np.int64)[None])
+    return maps, boxes
