@@ -4,14 +4,15 @@
 
 # %% ../nbs/00a_io.ipynb #69747439
 from __future__ import annotations
-import json, math, os, tempfile, zipfile
+import json, math, os, tempfile, threading, zipfile
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['atomic_file', 'atomic_write', 'write_json', 'read_json', 'MapWriter', 'load_maps', 'read_maps', 'read_boxes',
-           'read_predictions', 'get_device']
+__all__ = ['atomic_file', 'atomic_write', 'write_json', 'read_json', 'MapWriter', 'load_maps', 'read_boxes', 'read_predictions',
+           'MapReader', 'read_maps', 'get_device']
 
 # %% ../nbs/00a_io.ipynb #e70ebf0f
 @contextmanager
@@ -102,24 +103,6 @@ def _need(fn, what):
     if not p.is_file(): raise FileNotFoundError(f'{what} file not found: {p}')
     return p
 
-def read_maps(fn, # MAPS.npz: image id -> (H,W) float map
-              ids:list): # image ids needed, in order
-    "The maps of `ids` from an .npz file, checked: one 2D map per id."
-    p = _need(fn, 'maps')
-    try: z = np.load(p, allow_pickle=False)
-    except Exception as e: raise ValueError(f'{p}: not a readable .npz file ({e})') from None
-    with z:
-        miss = [i for i in ids if i not in z.files]
-        if miss: raise ValueError(f'{p}: no map for {len(miss)} of {len(ids)} image ids, e.g. {miss[0]!r}')
-        out = []
-        for i in ids:
-            try: m = z[i]
-            except ValueError as e: raise ValueError(f'{p}: map of image id {i!r} cannot be read ({e})') from None
-            if m.ndim != 2 or min(m.shape) < 1: raise ValueError(f'{p}: map of image id {i!r} must be 2D (H,W), got shape {m.shape}')
-            if not np.issubdtype(m.dtype, np.number): raise ValueError(f'{p}: map of image id {i!r} is not numeric ({m.dtype})')
-            out.append(m.astype(np.float32))
-    return out
-
 def _json_dict(p, what):
     d = read_json(p, what)
     if not isinstance(d, dict): raise ValueError(f'{p}: expected an object mapping image ids to {what}')
@@ -157,6 +140,36 @@ def read_predictions(fn, # PRED.json: image id -> top-5 class indices (best firs
         rows.append(v)
     k = min(5, min(len(r) for r in rows)) if rows else 1
     return np.array([r[:k] for r in rows], np.int64).reshape(len(rows), k)
+
+# %% ../nbs/00a_io.ipynb #005e524f
+class MapReader(Sequence):
+    "The maps of `ids` in an .npz file as a lazy, thread-safe sequence of float32 (H,W) arrays, checked as they are read."
+    def __init__(self, fn, # MAPS.npz: image id -> (H,W) map
+                 ids:list): # image ids, in order
+        self.p, self.ids, self._lock = _need(fn, 'maps'), list(ids), threading.Lock()
+        try: self.z = np.load(self.p, allow_pickle=False)
+        except Exception as e: raise ValueError(f'{self.p}: not a readable .npz file ({e})') from None
+        have = set(self.z.files)
+        miss = [i for i in self.ids if i not in have]
+        if miss: self.z.close(); raise ValueError(f'{self.p}: no map for {len(miss)} of {len(self.ids)} image ids, e.g. {miss[0]!r}')
+    def __len__(self): return len(self.ids)
+    def __getitem__(self, k):
+        if isinstance(k, slice): return [self[j] for j in range(*k.indices(len(self)))]
+        i = self.ids[k]
+        with self._lock:
+            try: m = self.z[i]
+            except ValueError as e: raise ValueError(f'{self.p}: map of image id {i!r} cannot be read ({e})') from None
+        if m.ndim != 2 or min(m.shape) < 1: raise ValueError(f'{self.p}: map of image id {i!r} must be 2D (H,W), got shape {m.shape}')
+        if not np.issubdtype(m.dtype, np.number): raise ValueError(f'{self.p}: map of image id {i!r} is not numeric ({m.dtype})')
+        return m.astype(np.float32)
+    def close(self): self.z.close()
+    def __enter__(self): return self
+    def __exit__(self, *a): self.close()
+
+def read_maps(fn, # MAPS.npz: image id -> (H,W) float map
+              ids:list): # image ids needed, in order
+    "The maps of `ids` from an .npz file, checked, all in memory (a list of float32 (H,W) arrays)."
+    with MapReader(fn, ids) as r: return list(r)
 
 # %% ../nbs/00a_io.ipynb #f5e4df6c
 def get_device(device=None, # 'cpu', 'cuda', 'cuda:1', a `torch.device`; None or 'auto': choose
