@@ -159,15 +159,17 @@ def pxap(maps, # score maps, one (H,W) per image
          masks, # GT masks, one (H,W) per image (any size; uint8 0..255, float or bool)
          ignore=None, # optional ignore masks: pixels there that are not GT are left out
          interval:float=0.01, # threshold step
-         ids:list|None=None): # image ids for error messages
+         ids:list|None=None, # image ids for error messages
+         chunk:int=64): # maps normalised at once (memory stays flat however many maps: `maps` may be a lazy sequence)
     "PxAP (percent) with the precision and recall curves over thresholds."
     taus = cam_thresholds(interval)
     edges = np.append(taus, [1., 2., 3.])
     pos, neg = np.zeros(len(edges)-1), np.zeros(len(edges)-1)
-    for i, s in enumerate(_float_maps(maps, ids=ids)):
-        m = _bin_mask(masks[i])
-        keep = ~(_bin_mask(ignore[i]) & ~m) if ignore is not None else np.ones_like(m)
-        pos += np.histogram(s[m & keep], bins=edges)[0]; neg += np.histogram(s[~m & keep], bins=edges)[0]
+    for c in range(0, len(maps), chunk):
+        for i, s in enumerate(_float_maps(maps[c:c+chunk], ids=None if ids is None else ids[c:c+chunk]), c):
+            m = _bin_mask(masks[i])
+            keep = ~(_bin_mask(ignore[i]) & ~m) if ignore is not None else np.ones_like(m)
+            pos += np.histogram(s[m & keep], bins=edges)[0]; neg += np.histogram(s[~m & keep], bins=edges)[0]
     tp, fp = pos[::-1].cumsum(), neg[::-1].cumsum()
     if tp[-1] <= 0: raise ValueError('no GT foreground pixel in the masks')
     nz = (tp + fp) != 0
