@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_cam.ipynb #db478a96
 from __future__ import annotations
-import argparse, copy, inspect, json, os, sys, tempfile, time, zipfile
+import argparse, copy, inspect, json, os, sys, tempfile, warnings, time, zipfile
 from pathlib import Path
 import numpy as np, torch, torch.nn as nn, torch.nn.functional as F
 from fastcore.docments import docments
@@ -85,6 +85,10 @@ def _check_method(bb, method, tap):
     if tap != bb.cam_tap:
         raise ValueError(f"CAM is defined only on the cam tap {bb.cam_tap!r} of {bb.name}, not {tap!r}: use gradcam/gradcam++")
 
+def _warn_negative(bb, tap):
+    warnings.warn(f"Grad-CAM++ at tap {tap!r} of {bb.name}: its activations are negative, where Grad-CAM++'s weights are "
+                  f"unstable (dominated by single terms); use a tap after a ReLU (e.g. {default_tap(bb)!r}) or Grad-CAM there")
+
 def compute_cams(bb:Backbone, # the classifier
                  x:torch.Tensor, # images (N,3,H,W), float in [0,1] (or uint8)
                  target='top1', # 'top1', 'gt' (with `labels`), an int, or one class per image
@@ -95,7 +99,7 @@ def compute_cams(bb:Backbone, # the classifier
     "Maps (N,H,W) in [0,1] at the input size, and the logits (N,K)."
     tap = tap or default_tap(bb, method)
     _check_method(bb, method, tap)
-    was = bb.training; bb.eval()
+    modes = {m: m.training for m in bb.modules()}; bb.eval()   # each module's own mode (frozen BatchNorm stays frozen)
     try:
         if method == 'cam':
             with torch.no_grad(): f, logits = bb.run(x, [tap])
@@ -107,9 +111,11 @@ def compute_cams(bb:Backbone, # the classifier
                 cls = class_targets(target, logits, labels)
                 A = f[tap]
                 g, = torch.autograd.grad(logits.gather(1, cls[:, None]).sum(), A)
+            if method == 'gradcam++' and (A < 0).any(): _warn_negative(bb, tap)
             raw = (gradcam_raw if method == 'gradcam' else gradcampp_raw)(A.detach(), g)
         return finish_maps(raw.detach(), x.shape[-2:]), logits.detach()
-    finally: bb.train(was)
+    finally:
+        for m, t in modes.items(): m.training = t
 
 # %% ../nbs/06_cam.ipynb #574d29e8
 class MapWriter:
@@ -183,10 +189,12 @@ def wsol_cam(data:Param("dataset root", str, required=True)=None,
     if not len(ds): raise SystemExit(f"wsol-cam: no images in split {split!r} of {data}")
     w = None if str(weights).lower() == 'none' else weights
     bb = get_backbone(backbone, w, num_classes).to(_device(device))
-    k = bb.fc.out_features
-    if target == 'gt' and max(ds.labels) >= k:
-        raise SystemExit(f"wsol-cam: labels of {data} go up to {max(ds.labels)} but {backbone} has {k} classes: "
-                         "pass a fine-tuned checkpoint (--weights FILE) or --target top1")
+    k, nc = bb.fc.out_features, len(ds.classes)   # wsoleval metadata lists labels, not the classes: only the labels are checked
+    if target == 'gt' and (max(ds.labels) >= k or (ds.format != 'wsoleval' and k != nc)):
+        raise SystemExit(f"wsol-cam: --target gt needs a head whose classes are the dataset's: {data} has "
+                         f"{nc if ds.format != 'wsoleval' else f'labels up to {max(ds.labels)}, so at least {max(ds.labels)+1}'} "
+                         f"classes, the head of {backbone} ({weights}) has {k}: pass a model trained on this data "
+                         "(--weights FILE) or use --target top1")
     with MapWriter(out) as wr:
         preds, skipped = dataset_cams(bb, ds, wr, method, target, tap, batch_size, workers, progress)
     if predictions: atomic_write(predictions, json.dumps(preds))
