@@ -8,8 +8,9 @@ import inspect, json as jsonlib, math, sys, time
 from pathlib import Path
 import numpy as np
 from fastcore.script import Param
-from .data import load_dataset, load_mask, atomic_write
+from .data import load_dataset, load_mask, atomic_write, read_text
 from .metrics import evaluate_maps, evaluate_boxes
+from .boxes import protocol_for
 from .cam import parse_dashed
 
 # %% auto #0
@@ -33,37 +34,48 @@ def read_maps(fn, # MAPS.npz: image id -> (H,W) float map
         if miss: raise ValueError(f'{p}: no map for {len(miss)} of {len(ids)} image ids, e.g. {miss[0]!r}')
         out = []
         for i in ids:
-            m = z[i]
+            try: m = z[i]
+            except ValueError as e:
+                why = 'a pickled object array (refused: loading it could run code)' if 'allow_pickle' in str(e) else f'unreadable ({e})'
+                raise ValueError(f'{p}: map of image id {i!r} is {why}') from None
             if m.ndim != 2 or min(m.shape) < 1: raise ValueError(f'{p}: map of image id {i!r} must be 2D (H,W), got shape {m.shape}')
             if not np.issubdtype(m.dtype, np.number): raise ValueError(f'{p}: map of image id {i!r} is not numeric ({m.dtype})')
             out.append(m.astype(np.float32))
     return out
 
 def _read_json(p, what):
-    try: d = jsonlib.loads(Path(p).read_text(encoding='utf-8'))
+    t = read_text(p)   # UTF-8 (a byte-order mark accepted), else an error naming the file
+    try: d = jsonlib.loads(t)
     except ValueError as e: raise ValueError(f'{p}: not valid JSON ({e})') from None
     if not isinstance(d, dict): raise ValueError(f'{p}: expected an object mapping image ids to {what}')
     return d
 
-def read_boxes(fn, # BOXES.json: image id -> list of [x1,y1,x2,y2] in original pixels
+def _num(v): return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+def read_boxes(fn, # BOXES.json: image id -> list of [x1,y1,x2,y2] in original pixels, or wsol-ddt's boxes.json
                ids:list): # image ids needed, in order
-    "The predicted boxes `(k,4)` of `ids` (k may be 0), checked."
+    "The predicted boxes `(k,4)` of `ids` (k may be 0), checked: four finite numbers each (not true/false), x1 <= x2, y1 <= y2."
     p = _need(fn, 'boxes'); d = _read_json(p, 'box lists')
+    if isinstance(d.get('format'), str) and isinstance(d.get('boxes'), dict):   # wsol-ddt's boxes.json: id -> {xyxy: [...], ...}
+        d = {k: v['xyxy'] if isinstance(v, dict) and 'xyxy' in v else v for k, v in d['boxes'].items()}
     miss = [i for i in ids if i not in d]
     if miss: raise ValueError(f'{p}: no boxes for {len(miss)} of {len(ids)} image ids, e.g. {miss[0]!r}')
     out = []
     for i in ids:
         b = d[i]
-        if isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) for v in b): b = [b]   # one bare box
+        if isinstance(b, list) and len(b) == 4 and all(_num(v) for v in b): b = [b]   # one bare box
         ok = isinstance(b, list) and all(isinstance(x, list) and len(x) == 4 and
-                                         all(isinstance(v, (int, float)) and math.isfinite(v) for v in x) for x in b)
+                                         all(_num(v) and math.isfinite(v) for v in x) for x in b)
         if not ok: raise ValueError(f'{p}: boxes of image id {i!r} must be a list of [x1,y1,x2,y2] numbers, got {b!r}')
+        inv = [x for x in b if x[2] < x[0] or x[3] < x[1]]
+        if inv: raise ValueError(f'{p}: box {inv[0]} of image id {i!r} is inverted (x2 < x1 or y2 < y1): boxes are [x1,y1,x2,y2]')
         out.append(np.array(b, np.float32).reshape(-1, 4))
     return out
 
 def read_predictions(fn, # PRED.json: image id -> top-5 class indices (best first)
-                     ids:list):
-    "Top-k class predictions of `ids` as an int array (N,k)."
+                     ids:list, # image ids needed, in order
+                     num_classes:int|None=None): # classes of the dataset: larger indices are refused (None: not checked)
+    "Top-k class predictions of `ids` as an int array (N,k), k <= 5; every image's list as long, indices in 0..num_classes-1."
     p = _need(fn, 'predictions'); d = _read_json(p, 'class lists')
     miss = [i for i in ids if i not in d]
     if miss: raise ValueError(f'{p}: no predictions for {len(miss)} of {len(ids)} image ids, e.g. {miss[0]!r}')
@@ -72,8 +84,14 @@ def read_predictions(fn, # PRED.json: image id -> top-5 class indices (best firs
         v = d[i] if isinstance(d[i], list) else [d[i]]
         if not v or not all(isinstance(c, int) and not isinstance(c, bool) for c in v):
             raise ValueError(f'{p}: predictions of image id {i!r} must be a non-empty list of class indices, got {d[i]!r}')
+        bad = [c for c in v if c < 0 or (num_classes is not None and c >= num_classes)]
+        if bad: raise ValueError(f'{p}: prediction {bad[0]} of image id {i!r} is not a class index of the dataset '
+                                 f'(0..{num_classes - 1 if num_classes is not None else "K-1"})')
+        if rows and len(v) != len(rows[0]):
+            raise ValueError(f'{p}: image id {i!r} has {len(v)} predicted classes, image id {ids[0]!r} has {len(rows[0])}: '
+                             'every image needs a list as long (top-5, best first)')
         rows.append(v)
-    k = min(5, min(len(r) for r in rows)) if rows else 1
+    k = min(5, len(rows[0])) if rows else 1
     return np.array([r[:k] for r in rows], np.int64).reshape(len(rows), k)
 
 # %% ../nbs/14_cli.ipynb #86f87707
@@ -84,7 +102,7 @@ def _table(r:dict) -> str:
                                                  f"{r['dropped_no_contour']}; metrics over {r['n_evaluated']} images")
     for k in ('MaxBoxAcc', 'MaxBoxAccV2', 'PxAP', 'GT-known', 'Top-1', 'Top-5'):
         if k in r: rows.append(f'  {k:<12}{r[k]:8.2f}')
-    miss = '' if r.get('dropped_no_contour') or r['protocol'] != 'spol' else ' (misses; --drop-no-contour leaves them out)'
+    miss = '' if r.get('dropped_no_contour') or not r['protocol'].startswith('spol') else ' (misses; --drop-no-contour leaves them out)'
     if 'best_thresholds_v2' in r:
         rows.append(f"  best threshold {r['best_threshold']:.3g} (V1); V2 at IoU 30/50/70: "
                     + '/'.join(f'{v:.3g}' for v in r['best_thresholds_v2'].values()))
@@ -121,14 +139,15 @@ def wsol_eval(data:Param("dataset root (wsoleval format: the images root)", str,
     ids = [r.id for r in recs]
     sizes = [ds.image_size(i) for i in range(len(recs))]
     gt, labels = [r.boxes for r in recs], [r.label for r in recs]
-    preds = read_predictions(predictions, ids) if predictions else None
+    preds = read_predictions(predictions, ids, None if ds.format == 'wsoleval' else len(ds.classes)) if predictions else None
+    p = protocol_for(protocol, ds.format)   # the preset for where the GT boxes come from (PSOL's -1 only on ImageNet XML)
     t0 = time.perf_counter()
     if maps is not None:
         ms = read_maps(maps, ids)
         masks = [load_mask(r.mask_path) for r in recs] if protocol == 'wsoleval' and all(r.mask_path for r in recs) else None
-        res = evaluate_maps(ms, gt, sizes, labels, preds, protocol, interval, masks=masks, ids=ids,
+        res = evaluate_maps(ms, gt, sizes, labels, preds, p, interval, masks=masks, ids=ids,
                             drop_no_contour=drop_no_contour)
-    else: res = evaluate_boxes(read_boxes(boxes, ids), gt, sizes, labels, preds, protocol, drop_no_contour, ids)
+    else: res = evaluate_boxes(read_boxes(boxes, ids), gt, sizes, labels, preds, p, drop_no_contour, ids)
     res['dropped_no_contour'] = res['n_no_contour' if maps is not None else 'n_no_box'] if drop_no_contour else 0
     res['n_evaluated'] = res['n_images'] - res['dropped_no_contour']
     res['seconds_total'] = time.perf_counter() - t0
