@@ -56,8 +56,8 @@ def read_boxes(fn, # BOXES.json: image id -> list of [x1,y1,x2,y2] in original p
                ids:list): # image ids needed, in order
     "The predicted boxes `(k,4)` of `ids` (k may be 0), checked: four finite numbers each (not true/false), x1 <= x2, y1 <= y2."
     p = _need(fn, 'boxes'); d = _read_json(p, 'box lists')
-    if isinstance(d.get('format'), str) and isinstance(d.get('boxes'), dict):   # wsol-ddt's boxes.json: id -> {xyxy: [...], ...}
-        d = {k: v['xyxy'] if isinstance(v, dict) and 'xyxy' in v else v for k, v in d['boxes'].items()}
+    if isinstance(d.get('format'), str) and isinstance(d.get('boxes'), dict): d = d['boxes']   # wsol-ddt's boxes.json
+    d = {k: v['xyxy'] if isinstance(v, dict) and 'xyxy' in v else v for k, v in d.items()}     # entries {xyxy: [...], ...}
     miss = [i for i in ids if i not in d]
     if miss: raise ValueError(f'{p}: no boxes for {len(miss)} of {len(ids)} image ids, e.g. {miss[0]!r}')
     out = []
@@ -92,6 +92,9 @@ def read_predictions(fn, # PRED.json: image id -> top-5 class indices (best firs
                              'every image needs a list as long (top-5, best first)')
         rows.append(v)
     k = min(5, len(rows[0])) if rows else 1
+    if k < 5 and (num_classes is None or k < num_classes):   # Top-5 Loc of shorter lists would be Top-k
+        raise ValueError(f'{p}: {k} predicted class(es) per image: Top-5 Loc needs the top-5 classes of each image, best first '
+                         '(or all classes of a dataset with fewer)')
     return np.array([r[:k] for r in rows], np.int64).reshape(len(rows), k)
 
 # %% ../nbs/14_cli.ipynb #86f87707

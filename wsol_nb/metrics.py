@@ -645,11 +645,9 @@ def _mean(hit, labels, class_mean):
         return np.nanmean(np.stack([np.nanmean(hit[labels == c], 0) for c in np.unique(labels)]), 0) * 100
 
 def _topk_hits(preds, labels, n):
-    "Whether the GT class is the top-1 / among the top-5 predictions, per image; Top-5 only given 5 or more classes per image."
+    "Whether the GT class is the top-1 / among the top-5 predictions (fewer columns: all of them), per image."
     pr, lb = np.asarray(preds).reshape(n, -1), np.asarray(labels)
-    out = {'Top-1': pr[:, 0] == lb}
-    if pr.shape[1] >= 5: out['Top-5'] = (pr[:, :5] == lb[:, None]).any(1)
-    return out
+    return {'Top-1': pr[:, 0] == lb, 'Top-5': (pr[:, :5] == lb[:, None]).any(1)}
 
 def loc_accuracy(ious, # best IoU per image (N,) or per image and threshold (N,T)
                  labels=None, # GT classes (N,): needed for Top-1/Top-5 and class means

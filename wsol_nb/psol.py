@@ -391,10 +391,11 @@ def load_psol(ckpt, # model.pt of a run (its config.json alongside), or the run 
 def crop_to_image(nb, # normalised xywh boxes (...,4) predicted on the protocol's crop
                   wh:tuple, # (w,h) of the original image
                   protocol:str|Protocol='psol'): # protocol whose transform made the crop
-    "Boxes predicted on a protocol's input crop, in original image pixels (xyxy)."
+    "Boxes predicted on a protocol's input crop, in original image pixels (xyxy); clipped to the crop only if `protocol.clip_pred`."
     p = get_protocol(protocol)
     cw, ch = p.size
-    return image_boxes(clip_boxes(nxywh2xyxy(nb, cw, ch), cw, ch), wh, p)
+    b = nxywh2xyxy(nb, cw, ch)   # PSOL's code scores x, y, x+w, y+h as predicted ('psol'); 'psol_clipped' clips to the crop
+    return image_boxes(clip_boxes(b, cw, ch) if p.clip_pred else b, wh, p)
 
 def _model_protocol(model, protocol):
     return get_protocol(protocol) if protocol is not None else getattr(model, 'protocol', PROTOCOLS['psol'])
