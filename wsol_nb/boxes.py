@@ -186,10 +186,14 @@ PROTOCOLS = {p.name:p for p in [
 _FOR = dict(psol=dict(cub='psol_cub', wsoleval='psol_cub'), psol_clipped=dict(cub='psol_cub_clipped', wsoleval='psol_cub_clipped'),
             spol=dict(imagenet='spol_imagenet', wsoleval='spol_imagenet'))
 
-def protocol_for(protocol, # a name in `PROTOCOLS` or a `Protocol` (returned as it is)
+def protocol_for(protocol, # a name in `PROTOCOLS`, or a `Protocol` (one named as a preset, e.g. resized, gets its GT rules)
                  format:str|None=None): # where the GT boxes come from: 'cub', 'imagenet' (XML), 'wsoleval' (None: as named)
     "The preset of `protocol` for a dataset `format`: PSOL's -1 shift only on ImageNet XML, SPOL's best-of-all-boxes off CUB."
-    if isinstance(protocol, Protocol): return protocol
+    if isinstance(protocol, Protocol):
+        name = _FOR.get(protocol.name, {}).get(format)
+        if name is None: return protocol
+        q = PROTOCOLS[name]
+        return replace(protocol, name=name, gt_shift=q.gt_shift, all_gt=q.all_gt, source=q.source)
     name = _FOR.get(protocol, {}).get(format, protocol)
     if name not in PROTOCOLS: raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
     return PROTOCOLS[name]

@@ -14,7 +14,7 @@ from torchvision import tv_tensors as tvt
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
-from .boxes import PROTOCOLS, Protocol, nxywh2xyxy, xyxy2nxywh, clip_boxes, image_boxes
+from .boxes import PROTOCOLS, Protocol, nxywh2xyxy, xyxy2nxywh, clip_boxes, image_boxes, protocol_for
 from .data import (WSOLDataset, Record, load_dataset, collate_skip, eval_transform, get_protocol,
                           RandomResizedBBoxCrop, atomic_write)
 from .backbones import Backbone, get_backbone
@@ -534,7 +534,7 @@ def evaluate_psol(model, # PSOL localizer (-Sep or -Joint)
     bx = boxes if boxes is not None else predict_boxes(model, ds, p, **kw)
     if cls is None and getattr(model, 'joint', False): cls = model
     top = cls if cls is None or isinstance(cls, dict) else predict_topk(cls, ds, 5, ten_crop, **kw)
-    return score_boxes(bx, ds, top, p)
+    return score_boxes(bx, ds, top, p if protocol is not None else protocol_for(p, ds.format))   # GT rules of the data's format
 
 # %% ../nbs/11_psol.ipynb #1567c299
 def show_predictions(ds:WSOLDataset, # images with GT boxes
