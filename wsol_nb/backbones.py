@@ -138,7 +138,8 @@ def lite0_weights_file() -> Path:
     return fs[0]
 
 # %% ../nbs/05_backbones.ipynb #300f5aca
-_TV = dict(vgg16=('vgg16','VGG16_Weights'), vgg_gap=('vgg16','VGG16_Weights'), resnet50=('resnet50','ResNet50_Weights'),
+_TV = dict(vgg16=('vgg16','VGG16_Weights'), vgg_gap=('vgg16','VGG16_Weights'), vgg_gap_pool5=('vgg16','VGG16_Weights'),
+           resnet50=('resnet50','ResNet50_Weights'),
            inception_v3=('inception_v3','Inception_V3_Weights'), densenet161=('densenet161','DenseNet161_Weights'),
            efficientnet_b7=('efficientnet_b7','EfficientNet_B7_Weights'))
 BACKBONES = ('efficientnet_lite0',) + tuple(_TV)
@@ -212,12 +213,13 @@ def _lite0(m):
 _VGG = [('relu1_2',0,4,64,1),('pool1',4,5,64,2),('relu2_2',5,9,128,2),('pool2',9,10,128,4),('relu3_3',10,16,256,4),
         ('pool3',16,17,256,8),('relu4_3',17,23,512,8),('pool4',23,24,512,16),('relu5_3',24,30,512,16),('pool5',30,31,512,32)]
 
-def _vgg16(m, gap=False):
-    layers = _VGG[:-1] if gap else _VGG
+def _vgg16(m, gap=False, pool5=False):
+    "VGG16 as stages; `gap`: GAP + a new fc on `relu5_3` (pool5 dropped), or with `pool5` on `pool5` (PSOL's VGGGAP)."
+    layers = _VGG[:-1] if gap and not pool5 else _VGG
     st = OrderedDict((n, m.features[a:b]) for n,a,b,_,_ in layers)
     ch, sd = {n:c for n,*_,c,_ in layers}, {n:s for n,*_,s in layers}
-    if gap: return dict(stages=st, head=_gap(), fc=new_fc(512, 1000), channels=ch, strides=sd, cam_tap='relu5_3',
-                        pyramid_taps=('pool3','pool4','relu5_3'))
+    if gap: return dict(stages=st, head=_gap(), fc=new_fc(512, 1000), channels=ch, strides=sd,
+                        cam_tap='pool5' if pool5 else 'relu5_3', pyramid_taps=('pool3','pool4','pool5' if pool5 else 'relu5_3'))
     head = nn.Sequential(m.avgpool, nn.Flatten(1), *m.classifier[:6])
     return dict(stages=st, head=head, fc=m.classifier[6], channels=ch, strides=sd, cam_tap=None,
                 pyramid_taps=('relu4_3','relu5_3','pool5'))
@@ -268,7 +270,8 @@ def _arch(name):
     if name == 'inception_v3': return tvm.inception_v3(weights=None, aux_logits=True, init_weights=False)
     return getattr(tvm, _TV[name][0])(weights=None)
 
-_SPLIT = dict(efficientnet_lite0=_lite0, vgg16=_vgg16, vgg_gap=lambda m: _vgg16(m, gap=True), resnet50=_resnet50,
+_SPLIT = dict(efficientnet_lite0=_lite0, vgg16=_vgg16, vgg_gap=lambda m: _vgg16(m, gap=True),
+              vgg_gap_pool5=lambda m: _vgg16(m, gap=True, pool5=True), resnet50=_resnet50,
               inception_v3=_inception_v3, densenet161=_densenet161, efficientnet_b7=_efficientnet_b7)
 
 def get_backbone(name:str='efficientnet_lite0', # one of `BACKBONES`

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_boxes.ipynb #20db23a5
 from __future__ import annotations
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import numpy as np, torch
 from torch import Tensor
 from torchvision import tv_tensors
@@ -12,8 +12,8 @@ from torchvision.ops import box_convert, box_iou as _tv_box_iou
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'xywh2xyxy', 'xyxy2xywh', 'xyxy2nxywh', 'nxywh2xyxy', 'box_area', 'box_iou', 'paired_iou', 'clip_boxes',
-           'resize_boxes', 'center_crop_box', 'crop_boxes', 'Protocol', 'protocol_family', 'get_protocol',
-           'protocol_boxes', 'image_boxes']
+           'resize_boxes', 'center_crop_box', 'crop_boxes', 'Protocol', 'protocol_for', 'protocol_family',
+           'get_protocol', 'protocol_boxes', 'image_boxes']
 
 # %% ../nbs/00_boxes.ipynb #7b75407a
 def _t(b):
@@ -148,26 +148,56 @@ class Protocol:
     class_mean:bool=False # accuracy per class first, then mean over classes
     all_gt:bool=True # best IoU over all GT boxes of the image (False: the first box only)
     drop_no_contour:bool=False # images whose map gives no box leave the denominator (SPOL's code; off = miss)
+    clip_pred:bool=True # predicted boxes clipped to the frame before scoring (False: scored as predicted, PSOL's code)
     source:str=''
     @property
     def size(self): "(w,h) of the frame boxes are compared in"; return (self.crop,)*2 if self.crop else self.resize
     def passes(self, iou, thr=0.5): "Whether `iou` counts as a hit at `thr`"; return iou > thr if self.strict else iou >= thr
 
 # %% ../nbs/00_boxes.ipynb #56fcbe81
+_PSOL = ("tzzcl/PSOL @ddecfce, PSOL_inference.py: Resize((256,256)) -> CenterCrop(224); GT boxes scaled in float, "
+         "intersected with the crop and clipped to [0,224]; continuous IoU, max over the GT boxes of the image's class; "
+         "hit when IoU > 0.5; accuracy per class, then mean over classes")
+_SPOL = ("weijun-arc/SPOL @7a9d985: GT box clipped to (W-1,H-1), Resize(256,256) -> CenterCrop(224) (albumentations, "
+         "float boxes); continuous IoU; hit when IoU > 0.5; mean over images. The code skips images whose map has no "
+         "contour (drop_no_contour=True reproduces it)")
+_psol = Protocol('psol', (256,256), 224, gt_shift=1., strict=True, class_mean=True, clip_pred=False,
+    source=f"{_PSOL}. ImageNet XML boxes minus 1 on all four coordinates (1-based -> 0-based), as the code reads them; "
+           "the predicted box scored as the code computes it, x, y, x+w, y+h in the crop, not clipped.")
+_spol = Protocol('spol', (256,256), 224, gt_clip=True, strict=True, all_gt=False,
+    source=f"{_SPOL}. cub200-*/test.py: IoU with the first GT box.")
 PROTOCOLS = {p.name:p for p in [
     Protocol('wsoleval', (224,224), None, trunc=True, iou_plus1=True, strict=False,
         source="clovaai/wsolevaluation @96f4b88: Resize((224,224)) without crop; GT boxes rescaled with int(x*224/w); "
                "IoU with the inclusive +1 convention; hit when IoU >= delta; mean over images."),
-    Protocol('psol', (256,256), 224, gt_shift=1., strict=True, class_mean=True,
-        source="tzzcl/PSOL @ddecfce, PSOL_inference.py: Resize((256,256)) -> CenterCrop(224); ImageNet XML boxes "
-               "minus 1 on all four coordinates (1-based -> 0-based), scaled in float, intersected with the crop and "
-               "clipped to [0,224]; continuous IoU, max over the GT boxes of the image's class; hit when IoU > 0.5; "
-               "accuracy per class, then mean over classes."),
-    Protocol('spol', (256,256), 224, gt_clip=True, strict=True, all_gt=False,
-        source="weijun-arc/SPOL @7a9d985, */test.py: GT box clipped to (W-1,H-1), Resize(256,256) -> CenterCrop(224) "
-               "(albumentations, float boxes); continuous IoU with the first GT box; hit when IoU > 0.5; mean over "
-               "images. The code skips images whose map has no contour (drop_no_contour=True reproduces it)."),
+    _psol,
+    replace(_psol, name='psol_cub', gt_shift=0., source=f"{_PSOL}. Boxes that are not ImageNet XML (CUB's "
+            "bounding_boxes.txt, wsolevaluation's localization.txt) without PSOL's -1 shift: the code applies it only "
+            "where it reads ImageNet XML and has no CUB script. The predicted box scored unclipped."),
+    replace(_psol, name='psol_clipped', clip_pred=True, source=f"{_psol.source} Variant: the predicted box clipped to "
+            "the crop before scoring (this can only raise the score; not PSOL's code)."),
+    replace(_psol, name='psol_cub_clipped', gt_shift=0., clip_pred=True, source="psol_cub with the predicted box "
+            "clipped to the crop before scoring (this can only raise the score; not PSOL's code)."),
+    _spol,
+    replace(_spol, name='spol_imagenet', all_gt=True, source=f"{_SPOL}. imagenet-seg/test.py: IoU is the max over all "
+            "GT boxes of the image's class (about a quarter of ILSVRC val images have several boxes)."),
 ]}
+
+# %% ../nbs/00_boxes.ipynb #0ab2e1b9
+_FOR = dict(psol=dict(cub='psol_cub', wsoleval='psol_cub'), psol_clipped=dict(cub='psol_cub_clipped', wsoleval='psol_cub_clipped'),
+            spol=dict(imagenet='spol_imagenet', wsoleval='spol_imagenet'))
+
+def protocol_for(protocol, # a name in `PROTOCOLS`, or a `Protocol` (one named as a preset, e.g. resized, gets its GT rules)
+                 format:str|None=None): # where the GT boxes come from: 'cub', 'imagenet' (XML), 'wsoleval' (None: as named)
+    "The preset of `protocol` for a dataset `format`: PSOL's -1 shift only on ImageNet XML, SPOL's best-of-all-boxes off CUB."
+    if isinstance(protocol, Protocol):
+        name = _FOR.get(protocol.name, {}).get(format)
+        if name is None: return protocol
+        q = PROTOCOLS[name]
+        return replace(protocol, name=name, gt_shift=q.gt_shift, all_gt=q.all_gt, source=q.source)
+    name = _FOR.get(protocol, {}).get(format, protocol)
+    if name not in PROTOCOLS: raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[name]
 
 # %% ../nbs/00_boxes.ipynb #edc984b1
 def protocol_family(protocol) -> str:

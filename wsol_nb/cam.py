@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_cam.ipynb #db478a96
 from __future__ import annotations
-import time
+import time, warnings
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from tqdm.auto import tqdm
@@ -83,6 +83,10 @@ def _check_method(bb, method, tap):
     if tap != bb.cam_tap:
         raise ValueError(f"CAM is defined only on the cam tap {bb.cam_tap!r} of {bb.name}, not {tap!r}: use gradcam/gradcam++")
 
+def _warn_negative(bb, tap):
+    warnings.warn(f"Grad-CAM++ at tap {tap!r} of {bb.name}: its activations are negative, where Grad-CAM++'s weights are "
+                  f"unstable (dominated by single terms); use a tap after a ReLU (e.g. {default_tap(bb)!r}) or Grad-CAM there")
+
 def compute_cams(bb:Backbone, # the classifier
                  x:torch.Tensor, # images (N,3,H,W), float in [0,1] (or uint8)
                  target='top1', # 'top1', 'gt' (with `labels`), an int, or one class per image
@@ -93,7 +97,7 @@ def compute_cams(bb:Backbone, # the classifier
     "Maps (N,H,W) in [0,1] at the input size, and the logits (N,K)."
     tap = tap or default_tap(bb, method)
     _check_method(bb, method, tap)
-    was = bb.training; bb.eval()
+    modes = {m: m.training for m in bb.modules()}; bb.eval()   # each module's own mode (frozen BatchNorm stays frozen)
     try:
         if method == 'cam':
             with torch.no_grad(): f, logits = bb.run(x, [tap])
@@ -105,9 +109,11 @@ def compute_cams(bb:Backbone, # the classifier
                 cls = class_targets(target, logits, labels)
                 A = f[tap]
                 g, = torch.autograd.grad(logits.gather(1, cls[:, None]).sum(), A)
+            if method == 'gradcam++' and (A < 0).any(): _warn_negative(bb, tap)
             raw = (gradcam_raw if method == 'gradcam' else gradcampp_raw)(A.detach(), g)
         return finish_maps(raw.detach(), x.shape[-2:]), logits.detach()
-    finally: bb.train(was)
+    finally:
+        for m, t in modes.items(): m.training = t
 
 # %% ../nbs/06_cam.ipynb #97bc418b
 def _collate(batch):
@@ -156,10 +162,12 @@ def wsol_cam(data:str, # dataset root
     if not len(ds): raise ValueError(f"no images in split {split!r} of {data}")
     w = None if str(weights).lower() == 'none' else weights
     bb = get_backbone(backbone, w, num_classes).to(get_device(device))
-    k = bb.fc.out_features
-    if target == 'gt' and max(ds.labels) >= k:
-        raise ValueError(f"labels of {data} go up to {max(ds.labels)} but {backbone} has {k} classes: "
-                         "pass a fine-tuned checkpoint (--weights FILE) or --target top1")
+    k, nc = bb.fc.out_features, len(ds.classes)   # wsoleval metadata lists labels, not the classes: only the labels are checked
+    if target == 'gt' and (max(ds.labels) >= k or (ds.format != 'wsoleval' and k != nc)):
+        raise ValueError(f"--target gt needs a head whose classes are the dataset's: {data} has "
+                         f"{nc if ds.format != 'wsoleval' else f'labels up to {max(ds.labels)}, so at least {max(ds.labels)+1}'} "
+                         f"classes, the head of {backbone} ({weights}) has {k}: pass a model trained on this data "
+                         "(--weights FILE) or use --target top1")
     with MapWriter(out) as wr:
         preds, skipped = dataset_cams(bb, ds, wr, method, target, tap, batch_size, workers, progress)
     if predictions: write_json(predictions, preds, indent=None)

@@ -17,13 +17,13 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 from functools import partial
 from .boxes import get_protocol, protocol_family
-from .io import atomic_write
+from .io import atomic_write, read_text
 
 # %% auto #0
 __all__ = ['IMG_EXTS', 'Record', 'read_rows', 'clean_boxes', 'read_size', 'to_rgb', 'load_image', 'load_mask', 'WSOLDataset',
-           'collate_skip', 'read_cub', 'write_cub', 'read_voc_xml', 'read_imagenet', 'read_wsoleval', 'write_wsoleval',
-           'load_dataset', 'ResizeTrunc', 'shift_boxes', 'clip_last', 'MapBoxes', 'eval_transform',
-           'RandomResizedBBoxCrop', 'train_transform', 'mask_box', 'show_sample']
+           'check_image_sizes', 'collate_skip', 'read_cub', 'write_cub', 'read_voc_xml', 'read_imagenet',
+           'read_wsoleval', 'write_wsoleval', 'load_dataset', 'ResizeTrunc', 'shift_boxes', 'clip_last', 'MapBoxes',
+           'eval_transform', 'RandomResizedBBoxCrop', 'train_transform', 'mask_box', 'show_sample']
 
 # %% ../nbs/03_data.ipynb #ff375bce
 def _as_boxes(b):
@@ -52,18 +52,17 @@ def read_rows(fn, # text file, one row per non-blank line
     fn = Path(fn)
     if not fn.is_file(): raise FileNotFoundError(f'metadata file not found: {fn}')
     n, rest, rows = len(types), types[-1] is str, []
-    with open(fn, encoding='utf-8') as f:
-        for i, line in enumerate(f, 1):
-            line = line.rstrip('\r\n')
-            if not line.strip(): continue
-            ps = line.split(sep, n-1) if rest else line.split(sep)
-            if len(ps) != n: raise ValueError(f'{fn}, line {i}: expected {n} fields, got {len(ps)}: {line!r}')
-            try: row = tuple(t(p.strip()) for t, p in zip(types, ps))
-            except ValueError: raise ValueError(f'{fn}, line {i}: cannot parse {line!r}') from None
-            if any(isinstance(v, float) and not math.isfinite(v) for v in row):
-                raise ValueError(f'{fn}, line {i}: non-finite number in {line!r}')
-            if rest and not row[-1]: raise ValueError(f'{fn}, line {i}: empty field in {line!r}')
-            rows.append((i,) + row)
+    for i, line in enumerate(read_text(fn).split('\n'), 1):
+        line = line.rstrip('\r\n')
+        if not line.strip(): continue
+        ps = line.split(sep, n-1) if rest else line.split(sep)
+        if len(ps) != n: raise ValueError(f'{fn}, line {i}: expected {n} fields, got {len(ps)}: {line!r}')
+        try: row = tuple(t(p.strip()) for t, p in zip(types, ps))
+        except ValueError: raise ValueError(f'{fn}, line {i}: cannot parse {line!r}') from None
+        if any(isinstance(v, float) and not math.isfinite(v) for v in row):
+            raise ValueError(f'{fn}, line {i}: non-finite number in {line!r}')
+        if rest and not row[-1]: raise ValueError(f'{fn}, line {i}: empty field in {line!r}')
+        rows.append((i,) + row)
     return rows
 
 # %% ../nbs/03_data.ipynb #57a405f2
@@ -115,8 +114,15 @@ def load_mask(path) -> tvt.Mask:
 # %% ../nbs/03_data.ipynb #9c824325
 def _bbs(b, hw): return tvt.BoundingBoxes(torch.as_tensor(_as_boxes(b)), format='XYXY', canvas_size=tuple(hw))
 
+def _size_msg(r, wh, format=None):
+    "The error for an image whose pixels are not the size its metadata gives (GT boxes would be rescaled wrongly)."
+    src = dict(wsoleval='image_sizes.txt', imagenet='its XML <size>').get(format, 'the metadata')
+    return (f'{r.path} (id {r.id}) is {wh[0]}x{wh[1]} but {src} says {r.size[0]}x{r.size[1]}: its GT boxes would be '
+            'rescaled wrongly; correct the metadata')
+
 class WSOLDataset(Dataset):
     "Samples `dict(image, label, boxes, mask, id, index, size)` from `records`; unreadable images -> None (see `skipped`)."
+    format:str|None = None # the reader's format ('cub', 'imagenet', 'wsoleval'), set by `load_dataset`
     def __init__(self, records, # list of `Record`
                  classes, # class names, index = label
                  root=None, # dataset root (for reference)
@@ -142,9 +148,8 @@ class WSOLDataset(Dataset):
         r = self.records[i]
         img = load_image(r.path); h, w = img.shape[-2:]
         b = r.boxes
-        if r.size is None or tuple(r.size) != (w, h):
-            if r.size is not None: warnings.warn(f'{r.path}: decoded size {w}x{h} differs from the metadata {r.size}')
-            b = clean_boxes(b, (w, h), r.id)
+        if r.size is not None and tuple(r.size) != (w, h): raise ValueError(_size_msg(r, (w, h), self.format))
+        if r.size is None: b = clean_boxes(b, (w, h), r.id)
         m = None
         if self.masks and r.mask_path is not None:
             m = load_mask(r.mask_path)
@@ -160,6 +165,23 @@ class WSOLDataset(Dataset):
             if r.id not in {k for k, _ in self.skipped}: self.skipped.append((r.id, f'{type(e).__name__}: {e}'))
             return None
         return self.transform(s) if self.transform is not None else s
+
+# %% ../nbs/03_data.ipynb #41ee7a7f
+def check_image_sizes(ds:WSOLDataset, # a dataset whose records carry sizes from the metadata
+                      raise_error:bool=True): # raise on the first mismatches (else return them)
+    "Compare each record's metadata size with its image header: list of (id, metadata (w,h), header (w,h) or None)."
+    bad = []
+    for r in ds.records:
+        if r.size is None: continue
+        try: wh = read_size(r.path)
+        except OSError: wh = None
+        if wh is None or tuple(wh) != tuple(r.size): bad.append((r.id, tuple(r.size), wh))
+    if bad and raise_error:
+        k, sz, wh = bad[0]
+        r = next(x for x in ds.records if x.id == k)
+        msg = _size_msg(r, wh, ds.format) if wh is not None else f'{r.path} (id {k}): cannot read the image header'
+        raise ValueError(f'{len(bad)} of {len(ds.records)} images do not match their metadata size; first: {msg}')
+    return bad
 
 # %% ../nbs/03_data.ipynb #a742365f
 def collate_skip(batch:list) -> dict|None:
@@ -212,6 +234,11 @@ def read_cub(root, # CUB_200_2011 folder (or its parent)
     fi, fc, fl, fb, fs = (root/n for n in ('images.txt', 'classes.txt', 'image_class_labels.txt',
                                             'bounding_boxes.txt', 'train_test_split.txt'))
     ims = _by_id(read_rows(fi, (int, str)), fi, 'path')
+    first = {}
+    for k, (ln, p) in ims.items():
+        q = os.path.normpath(p)
+        if q in first: raise ValueError(f'{fi}, line {ln}: image ids {first[q][0]} (line {first[q][1]}) and {k} both name the file {p}')
+        first[q] = (k, ln)
     cls = read_rows(fc, (int, str))
     if sorted(k for _, k, _ in cls) != list(range(1, len(cls)+1)):
         raise ValueError(f'{fc}: class ids must be 1..{len(cls)}')
@@ -350,7 +377,7 @@ def read_wsoleval(meta_dir, # folder with image_ids.txt, class_labels.txt, image
     if boxes:
         fl = m/'localization.txt'
         if fl.is_file():
-            with open(fl, encoding='utf-8') as f: first = f.readline()
+            first = read_text(fl).split('\n')[0]
             if first.count(',') == 2: raise ValueError(f'{fl}: mask-style localization (path,mask,ignore) is not supported')
         for ln, p, *b in read_rows(fl, (str, float, float, float, float), sep=','):
             if p in ids: bxs[p].append(b)
@@ -405,7 +432,8 @@ def load_dataset(root, # dataset root (wsoleval: the images root)
         if not (md/'image_ids.txt').exists() and (md/split/'image_ids.txt').exists(): md = md/split
         recs, cls = read_wsoleval(md, root, **kw)
     else: raise ValueError(f"unknown format {format!r}: use 'cub', 'imagenet', 'wsoleval' or 'auto'")
-    return WSOLDataset(recs, cls, root, transform, strict)
+    ds = WSOLDataset(recs, cls, root, transform, strict); ds.format = format
+    return ds
 
 # %% ../nbs/03_data.ipynb #77d62b44
 class ResizeTrunc(v2.Transform):

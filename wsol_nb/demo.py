@@ -10,6 +10,7 @@ import numpy as np, torch
 from .data import load_dataset, load_mask
 from .io import atomic_write, write_json, load_maps, MapWriter
 from .metrics import evaluate_maps, evaluate_boxes, baseline_localizers
+from .boxes import protocol_for
 from .synthetic import default_dataset, make_synthetic
 
 # %% auto #0
@@ -38,16 +39,17 @@ def eval_all(ts:TestSet, # the test set
              boxes:dict|None=None, # id -> list of xyxy boxes (or one box) in original pixels
              preds:dict|None=None, # id -> top-5 classes
              interval:float=0.01) -> dict: # threshold step of the sweeps
-    "Results of one localizer under every protocol: {protocol: result dict}."
+    "Results of one localizer under every protocol (the preset for the data's format, `protocol_for`): {protocol: result dict}."
     pr, res = ts.preds(preds), {}
     for p in PROTOCOL_NAMES:
+        q = protocol_for(p, ts.ds.format)
         if maps is not None:
             m = [maps[i] for i in ts.ids]
-            r = evaluate_maps(m, ts.boxes, ts.sizes, ts.labels, pr, p, interval,
+            r = evaluate_maps(m, ts.boxes, ts.sizes, ts.labels, pr, q, interval,
                               masks=ts.masks if p == 'wsoleval' else None, ids=ts.ids, curves=False)
         else:
             b = [np.asarray(boxes.get(i, []), np.float32).reshape(-1, 4) for i in ts.ids]
-            r = evaluate_boxes(b, ts.boxes, ts.sizes, ts.labels, pr, p, ids=ts.ids)
+            r = evaluate_boxes(b, ts.boxes, ts.sizes, ts.labels, pr, q, ids=ts.ids)
         res[p] = r
     return res
 
@@ -56,7 +58,7 @@ def step_baselines(ts:TestSet, preds=None) -> dict:
     "Full-image box and centred box of the best side fraction (chosen per protocol on the test set: an upper bound)."
     res = {}
     for p in PROTOCOL_NAMES:
-        r = baseline_localizers(ts.boxes, ts.sizes, ts.labels, ts.preds(preds), p)
+        r = baseline_localizers(ts.boxes, ts.sizes, ts.labels, ts.preds(preds), protocol_for(p, ts.ds.format))
         res.setdefault('Full image', {})[p] = r['full']
         res.setdefault('Centred box', {})[p] = r['center']
     return res
@@ -147,7 +149,8 @@ def write_report(out:Path, rows:dict, info:dict, cfg:dict, ts:TestSet, figure:st
     md = [f"# wsol_nb demo report",
           f"Embedded dataset: `{cfg['data']}`: {len(set(ts.labels.tolist()))} classes, {n_train} training and {len(ts)} test "
           f"images of {params.get('size', '?')} px (generator parameters: {json.dumps(params)}).",
-          f"Protocols: `psol` (Resize 256 -> CenterCrop 224, continuous IoU > 0.5, per-class mean), `spol` (same frame, "
+          f"Protocols: `psol` (Resize 256 -> CenterCrop 224, continuous IoU > 0.5, per-class mean, predicted box unclipped, "
+          f"no -1 shift of CUB-format boxes: `psol_cub`), `spol` (same frame, "
           f"first GT box, images without a box count as misses), `wsoleval` (full-image 224 resize, +1 IoU, MaxBoxAcc at 0.5, "
           f"MaxBoxAccV2 over 0.3/0.5/0.7, PxAP with the GT masks). Map-based rows report the best threshold of the sweep "
           f"on this test set for every protocol (the community's MaxBoxAcc convention).", '',

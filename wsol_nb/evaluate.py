@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from .io import read_maps, read_boxes, read_predictions, write_json
 from .data import load_dataset, load_mask
+from .boxes import protocol_for
 from .metrics import evaluate_maps, evaluate_boxes
 
 # %% auto #0
@@ -20,7 +21,7 @@ def _table(r:dict) -> str:
                                                  f"{r['dropped_no_contour']}; metrics over {r['n_evaluated']} images")
     for k in ('MaxBoxAcc', 'MaxBoxAccV2', 'PxAP', 'GT-known', 'Top-1', 'Top-5'):
         if k in r: rows.append(f'  {k:<12}{r[k]:8.2f}')
-    miss = '' if r.get('dropped_no_contour') or r['protocol'] != 'spol' else ' (misses; --drop-no-contour leaves them out)'
+    miss = '' if r.get('dropped_no_contour') or not r['protocol'].startswith('spol') else ' (misses; --drop-no-contour leaves them out)'
     if 'best_thresholds_v2' in r:
         rows.append(f"  best threshold {r['best_threshold']:.3g} (V1); V2 at IoU 30/50/70: "
                     + '/'.join(f'{v:.3g}' for v in r['best_thresholds_v2'].values()))
@@ -56,14 +57,15 @@ def wsol_eval(data:str, # dataset root (wsoleval format: the images root)
     ids = [r.id for r in recs]
     sizes = [ds.image_size(i) for i in range(len(recs))]
     gt, labels = [r.boxes for r in recs], [r.label for r in recs]
-    preds = read_predictions(predictions, ids) if predictions else None
+    preds = read_predictions(predictions, ids, None if ds.format == 'wsoleval' else len(ds.classes)) if predictions else None
+    p = protocol_for(protocol, ds.format)   # the preset for where the GT boxes come from (PSOL's -1 only on ImageNet XML)
     t0 = time.perf_counter()
     if maps is not None:
         ms = read_maps(maps, ids)
         masks = [load_mask(r.mask_path) for r in recs] if protocol == 'wsoleval' and all(r.mask_path for r in recs) else None
-        res = evaluate_maps(ms, gt, sizes, labels, preds, protocol, interval, masks=masks, ids=ids,
+        res = evaluate_maps(ms, gt, sizes, labels, preds, p, interval, masks=masks, ids=ids,
                             drop_no_contour=drop_no_contour)
-    else: res = evaluate_boxes(read_boxes(boxes, ids), gt, sizes, labels, preds, protocol, drop_no_contour, ids)
+    else: res = evaluate_boxes(read_boxes(boxes, ids), gt, sizes, labels, preds, p, drop_no_contour, ids)
     res['dropped_no_contour'] = res['n_no_contour' if maps is not None else 'n_no_box'] if drop_no_contour else 0
     res['n_evaluated'] = res['n_images'] - res['dropped_no_contour']
     res['seconds_total'] = time.perf_counter() - t0

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['atomic_file', 'atomic_write', 'write_json', 'read_json', 'MapWriter', 'load_maps', 'read_boxes', 'read_predictions',
-           'MapReader', 'read_maps', 'get_device']
+__all__ = ['atomic_file', 'atomic_write', 'write_json', 'read_text', 'read_json', 'MapWriter', 'load_maps', 'read_boxes',
+           'read_predictions', 'MapReader', 'read_maps', 'get_device']
 
 # %% ../nbs/00a_io.ipynb #e70ebf0f
 @contextmanager
@@ -57,14 +57,21 @@ def write_json(fn, # file to write
     "Write `obj` as JSON to `fn` atomically; returns the path."
     return atomic_write(fn, json.dumps(obj, indent=indent, default=_plain) + '\n')
 
+def read_text(fn) -> str:
+    "A text file as UTF-8 (a byte-order mark is dropped, newlines made `\\n`); another encoding is an error naming the file and line."
+    b = Path(fn).read_bytes()
+    try: t = b.decode('utf-8-sig')
+    except UnicodeDecodeError as e:
+        ln = b[:e.start].count(b'\n') + 1
+        raise ValueError(f'{fn}, line {ln}: not UTF-8 text (byte {b[e.start]:#04x}); save it as UTF-8') from None
+    return t.replace('\r\n', '\n').replace('\r', '\n')
+
 def read_json(fn, # file to read
               what:str='JSON') -> object:
     "Parse a JSON file (a UTF-8 byte-order mark is accepted); errors name the file and the line."
     fn = Path(fn)
     if not fn.is_file(): raise FileNotFoundError(f"{what} file not found: {fn}")
-    try: text = fn.read_bytes().decode('utf-8-sig')
-    except UnicodeDecodeError as e: raise ValueError(f"{fn}: not UTF-8 text (byte {e.start})") from None
-    try: return json.loads(text)
+    try: return json.loads(read_text(fn))
     except json.JSONDecodeError as e: raise ValueError(f"{fn}, line {e.lineno}: invalid JSON ({e.msg})") from None
 
 # %% ../nbs/00a_io.ipynb #a9fdcc9c
@@ -108,27 +115,32 @@ def _json_dict(p, what):
     if not isinstance(d, dict): raise ValueError(f'{p}: expected an object mapping image ids to {what}')
     return d
 
-def read_boxes(fn, # BOXES.json: image id -> list of [x1,y1,x2,y2] in original pixels
+def _num(v): return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+def read_boxes(fn, # BOXES.json: image id -> list of [x1,y1,x2,y2] in original pixels, or wsol-ddt's boxes.json
                ids:list): # image ids needed, in order
-    "The predicted boxes `(k,4)` of `ids` (k may be 0), checked."
+    "The predicted boxes `(k,4)` of `ids` (k may be 0), checked: four finite numbers each (not true/false), x1 <= x2, y1 <= y2."
     p = _need(fn, 'boxes'); d = _json_dict(p, 'box lists')
-    if isinstance(d.get('boxes'), dict): d = d['boxes']
+    if isinstance(d.get('format'), str) and isinstance(d.get('boxes'), dict): d = d['boxes']   # wsol-ddt's boxes.json
+    d = {k: v['xyxy'] if isinstance(v, dict) and 'xyxy' in v else v for k, v in d.items()}     # entries {xyxy: [...], ...}
     miss = [i for i in ids if i not in d]
     if miss: raise ValueError(f'{p}: no boxes for {len(miss)} of {len(ids)} image ids, e.g. {miss[0]!r}')
     out = []
     for i in ids:
         b = d[i]
-        if isinstance(b, dict) and 'xyxy' in b: b = b['xyxy']   # wsol-ddt's boxes.json entry
-        if isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) for v in b): b = [b]   # one bare box
+        if isinstance(b, list) and len(b) == 4 and all(_num(v) for v in b): b = [b]   # one bare box
         ok = isinstance(b, list) and all(isinstance(x, list) and len(x) == 4 and
-                                         all(isinstance(v, (int, float)) and math.isfinite(v) for v in x) for x in b)
+                                         all(_num(v) and math.isfinite(v) for v in x) for x in b)
         if not ok: raise ValueError(f'{p}: boxes of image id {i!r} must be a list of [x1,y1,x2,y2] numbers, got {b!r}')
+        inv = [x for x in b if x[2] < x[0] or x[3] < x[1]]
+        if inv: raise ValueError(f'{p}: box {inv[0]} of image id {i!r} is inverted (x2 < x1 or y2 < y1): boxes are [x1,y1,x2,y2]')
         out.append(np.array(b, np.float32).reshape(-1, 4))
     return out
 
 def read_predictions(fn, # PRED.json: image id -> top-5 class indices (best first)
-                     ids:list):
-    "Top-k class predictions of `ids` as an int array (N,k)."
+                     ids:list, # image ids needed, in order
+                     num_classes:int|None=None): # classes of the dataset: larger indices are refused (None: not checked)
+    "Top-k class predictions of `ids` as an int array (N,k), k <= 5; every image's list as long, indices in 0..num_classes-1."
     p = _need(fn, 'predictions'); d = _json_dict(p, 'class lists')
     miss = [i for i in ids if i not in d]
     if miss: raise ValueError(f'{p}: no predictions for {len(miss)} of {len(ids)} image ids, e.g. {miss[0]!r}')
@@ -137,8 +149,17 @@ def read_predictions(fn, # PRED.json: image id -> top-5 class indices (best firs
         v = d[i] if isinstance(d[i], list) else [d[i]]
         if not v or not all(isinstance(c, int) and not isinstance(c, bool) for c in v):
             raise ValueError(f'{p}: predictions of image id {i!r} must be a non-empty list of class indices, got {d[i]!r}')
+        bad = [c for c in v if c < 0 or (num_classes is not None and c >= num_classes)]
+        if bad: raise ValueError(f'{p}: prediction {bad[0]} of image id {i!r} is not a class index of the dataset '
+                                 f'(0..{num_classes - 1 if num_classes is not None else "K-1"})')
+        if rows and len(v) != len(rows[0]):
+            raise ValueError(f'{p}: image id {i!r} has {len(v)} predicted classes, image id {ids[0]!r} has {len(rows[0])}: '
+                             'every image needs a list as long (top-5, best first)')
         rows.append(v)
-    k = min(5, min(len(r) for r in rows)) if rows else 1
+    k = min(5, len(rows[0])) if rows else 1
+    if k < 5 and (num_classes is None or k < num_classes):   # Top-5 Loc of shorter lists would be Top-k
+        raise ValueError(f'{p}: {k} predicted class(es) per image: Top-5 Loc needs the top-5 classes of each image, best first '
+                         '(or all classes of a dataset with fewer)')
     return np.array([r[:k] for r in rows], np.int64).reshape(len(rows), k)
 
 # %% ../nbs/00a_io.ipynb #005e524f
@@ -158,7 +179,9 @@ class MapReader(Sequence):
         i = self.ids[k]
         with self._lock:
             try: m = self.z[i]
-            except ValueError as e: raise ValueError(f'{self.p}: map of image id {i!r} cannot be read ({e})') from None
+            except ValueError as e:
+                why = 'a pickled object array (refused: loading it could run code)' if 'allow_pickle' in str(e) else f'unreadable ({e})'
+                raise ValueError(f'{self.p}: map of image id {i!r} is {why}') from None
         if m.ndim != 2 or min(m.shape) < 1: raise ValueError(f'{self.p}: map of image id {i!r} must be 2D (H,W), got shape {m.shape}')
         if not np.issubdtype(m.dtype, np.number): raise ValueError(f'{self.p}: map of image id {i!r} is not numeric ({m.dtype})')
         return m.astype(np.float32)

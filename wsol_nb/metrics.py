@@ -6,7 +6,7 @@
 from __future__ import annotations
 import time, warnings, numpy as np, torch, cv2
 import matplotlib.pyplot as plt
-from .boxes import PROTOCOLS, Protocol, box_iou, protocol_boxes, center_crop_box
+from .boxes import PROTOCOLS, Protocol, box_iou, protocol_boxes, center_crop_box, resize_boxes, crop_boxes
 from .extract import mask_boxes
 from .maxboxacc import _to_u8, _inf_error, _iou1, float_ious
 
@@ -222,6 +222,11 @@ def _mean(hit, labels, class_mean):
         warnings.simplefilter('ignore', RuntimeWarning)
         return np.nanmean(np.stack([np.nanmean(hit[labels == c], 0) for c in np.unique(labels)]), 0) * 100
 
+def _topk_hits(preds, labels, n):
+    "Whether the GT class is the top-1 / among the top-5 predictions (fewer columns: all of them), per image."
+    pr, lb = np.asarray(preds).reshape(n, -1), np.asarray(labels)
+    return {'Top-1': pr[:, 0] == lb, 'Top-5': (pr[:, :5] == lb[:, None]).any(1)}
+
 def loc_accuracy(ious, # best IoU per image (N,) or per image and threshold (N,T)
                  labels=None, # GT classes (N,): needed for Top-1/Top-5 and class means
                  preds=None, # predicted classes (N,>=1), best first (top-5)
@@ -238,8 +243,7 @@ def loc_accuracy(ious, # best IoU per image (N,) or per image and threshold (N,T
     col = (lambda v: v[:, None]) if ious.ndim == 2 else (lambda v: v)
     out = {'GT-known': _mean(hit, labels, p.class_mean)}
     if preds is not None:
-        pr, lb = np.asarray(preds).reshape(len(ious), -1), np.asarray(labels)
-        for name, ok in (('Top-1', pr[:, 0] == lb), ('Top-5', (pr[:, :5] == lb[:, None]).any(1))):
+        for name, ok in _topk_hits(preds, labels, len(ious)).items():
             out[name] = _mean(hit * col(ok.astype(np.float64)), labels, p.class_mean)
     return out
 
@@ -249,6 +253,17 @@ def _usable(gt_boxes):
     return [i for i, g in enumerate(gt_boxes) if np.asarray(g).reshape(-1, 4).shape[0] > 0]
 
 def _sel(x, keep): return None if x is None else [x[i] for i in keep]
+
+def _nan_maps(maps, ids=None):
+    "Ids (indices without `ids`) of the score maps holding a NaN."
+    a = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else maps
+    if isinstance(a, np.ndarray) and a.ndim == 3: bad = np.flatnonzero(np.isnan(a).any((1, 2))) if a.dtype.kind == 'f' else []
+    else: bad = [i for i, m in enumerate(a) if _has_nan(m)]
+    return [ids[i] if ids is not None else int(i) for i in bad]
+
+def _has_nan(m):
+    m = m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m)
+    return m.dtype.kind in 'fc' and bool(np.isnan(m).any())
 
 def _lists(d): return {k: (_lists(v) if isinstance(v, dict) else v.tolist() if isinstance(v, np.ndarray) else v) for k, v in d.items()}
 
@@ -272,14 +287,16 @@ def evaluate_maps(maps, # score maps covering whole images, one (H,W) each
     maps, gt_boxes, sizes, labels, preds, masks, ignore, ids = (_sel(x, keep) for x in
         (maps, gt_boxes, sizes, labels, preds, masks, ignore, ids))
     out = dict(protocol=p.name, n_images=len(keep), n_skipped=n_skip)
+    nan = _nan_maps(maps, ids)
+    if nan: warnings.warn(f"{len(nan)} score map(s) with NaN values scored as all-zero maps (the community evaluator's rule): "
+                          f"{', '.join(map(str, nan[:10]))}{' ...' if len(nan) > 10 else ''}")
+    out.update(n_nan_maps=len(nan), nan_map_ids=nan)
     if p.name == 'wsoleval':
         r = box_accuracy(maps, gt_boxes, sizes, interval, ids)
         out.update({k: r[k] for k in ('MaxBoxAcc', 'MaxBoxAccV2', 'best_threshold', 'best_thresholds_v2')})
         if preds is not None:
             k = int(np.argmax(r['curves_v1'][50])); hit = r['iou_v1'][:, k] >= 0.5
-            pr, lb = np.asarray(preds).reshape(len(keep), -1), np.asarray(labels)
-            out['Top-1'] = float((hit & (pr[:, 0] == lb)).mean()*100)
-            out['Top-5'] = float((hit & (pr[:, :5] == lb[:, None]).any(1)).mean()*100)
+            out.update({n: float((hit & ok).mean()*100) for n, ok in _topk_hits(preds, labels, len(keep)).items()})
         if masks is not None: out['PxAP'] = pxap(maps, masks, ignore, interval, ids)['PxAP']
         if curves: out['curves'] = _lists(dict(thresholds=r['thresholds'], v1=r['curves_v1'], v2=r['curves_v2']))
     else:
@@ -297,11 +314,12 @@ def evaluate_maps(maps, # score maps covering whole images, one (H,W) each
 
 # %% ../nbs/02_metrics.ipynb #0aababfa
 def _pred_frame(b, wh, p):
-    "Predicted boxes (k,4) from original pixels into a protocol's frame (no GT-only shift or clip)."
+    "Predicted boxes (k,4) from original pixels into a protocol's frame (no GT-only shift or clip), clipped to a crop unless `p.clip_pred` is off."
     b = np.asarray(b, np.float32).reshape(-1, 4)
     if not len(b): return np.zeros((0, 4))
-    q = Protocol(p.name, p.resize, p.crop, trunc=p.trunc)
-    r = np.asarray(protocol_boxes(b, tuple(wh), q), np.float64)
+    r = resize_boxes(b, tuple(wh), p.resize, trunc=p.trunc)
+    if p.crop: r = crop_boxes(r, center_crop_box(*p.resize, p.crop), clip=p.clip_pred)
+    r = np.asarray(r, np.float64)
     return np.clip(r, 0, 223) if p.iou_plus1 else r
 
 def evaluate_boxes(boxes, # per image predicted boxes (k,4) xyxy in original pixels (first = main box; k may be 0)
@@ -326,9 +344,7 @@ def evaluate_boxes(boxes, # per image predicted boxes (k,4) xyxy in original pix
         out['MaxBoxAcc'] = float(_hits(v1[:, None], 50)[0]) if len(v1) else 0.
         out['MaxBoxAccV2'] = float(np.mean([_hits(v2[:, None], d)[0] for d in (30, 50, 70)])) if len(v2) else 0.
         if preds is not None:
-            pr, lb = np.asarray(preds).reshape(len(keep), -1), np.asarray(labels)
-            out['Top-1'] = float(((v1 >= .5) & (pr[:, 0] == lb)).mean()*100)
-            out['Top-5'] = float(((v1 >= .5) & (pr[:, :5] == lb[:, None]).any(1)).mean()*100)
+            out.update({n: float(((v1 >= .5) & ok).mean()*100) for n, ok in _topk_hits(preds, labels, len(keep)).items()})
     else:
         g = [np.asarray(protocol_boxes(np.asarray(b, np.float32).reshape(-1, 4), tuple(wh), p), np.float64)[:None if p.all_gt else 1]
              for b, wh in zip(gt_boxes, sizes)]

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 from tqdm.auto import tqdm
-from .boxes import PROTOCOLS, Protocol, nxywh2xyxy, xyxy2nxywh, clip_boxes, image_boxes
+from .boxes import PROTOCOLS, Protocol, nxywh2xyxy, xyxy2nxywh, clip_boxes, image_boxes, protocol_for
 from .data import WSOLDataset, load_dataset, collate_skip, eval_transform, RandomResizedBBoxCrop
 from .boxes import get_protocol
 from .io import write_json, get_device
@@ -322,10 +322,11 @@ def load_psol(run, # a run folder of `train_psol` / `train_classifier` (or its c
 def crop_to_image(nb, # normalised xywh boxes (...,4) predicted on the protocol's crop
                   wh:tuple, # (w,h) of the original image
                   protocol:str|Protocol='psol'): # protocol whose transform made the crop
-    "Boxes predicted on a protocol's input crop, in original image pixels (xyxy)."
+    "Boxes predicted on a protocol's input crop, in original image pixels (xyxy); clipped to the crop only if `protocol.clip_pred`."
     p = get_protocol(protocol)
     cw, ch = p.size
-    return image_boxes(clip_boxes(nxywh2xyxy(nb, cw, ch), cw, ch), wh, p)
+    b = nxywh2xyxy(nb, cw, ch)   # PSOL's code scores x, y, x+w, y+h as predicted ('psol'); 'psol_clipped' clips to the crop
+    return image_boxes(clip_boxes(b, cw, ch) if p.clip_pred else b, wh, p)
 
 def _model_protocol(model, protocol):
     return get_protocol(protocol) if protocol is not None else getattr(model, 'protocol', PROTOCOLS['psol'])
@@ -463,7 +464,7 @@ def evaluate_psol(model, # PSOL localizer (-Sep or -Joint)
     bx = boxes if boxes is not None else predict_boxes(model, ds, p, **kw)
     if cls is None and getattr(model, 'joint', False): cls = model
     top = cls if cls is None or isinstance(cls, dict) else predict_topk(cls, ds, 5, ten_crop, **kw)
-    return score_boxes(bx, ds, top, p)
+    return score_boxes(bx, ds, top, p if protocol is not None else protocol_for(p, ds.format))   # GT rules of the data's format
 
 # %% ../nbs/11_psol.ipynb #1567c299
 def show_predictions(ds:WSOLDataset, # images with GT boxes

@@ -52,6 +52,8 @@ class SPOLPreset(Preset):
     mask_size:int=256         # side of the pseudo masks (CAM input and label size)
     gppl:str='spol_official'  # GPPL preset (`wsol_nb.gppl.PRESETS`)
     seg_epochs:int=8          # MFF-Net2 epochs
+    cam_steps:int|None=None   # MFF-Net1 optimizer steps where the recipe's snapshot is a step count (pass as max_steps)
+    seg_steps:int|None=None   # MFF-Net2 optimizer steps, likewise
     seg_bs:int=128            # MFF-Net2 batch size
     seg_lr:float=0.02         # MFF-Net2 learning rate, all layers
     mom:float=0.9; nesterov:bool=True; wd:float=1e-4
@@ -68,11 +70,14 @@ SPOL_PRESETS = {p.name: p for p in [
                source='SPOL paper Sec. 3.5, 4.2 (32 epochs for both nets, lr 0.002/0.02, GPPL 0.7/0.5/0.004); batch sizes and '
                       f'threshold from {_CODE}'),
     SPOLPreset('spol_official_imagenet', cam_epochs=1, cam_bs=128, aux=False, loss='spol_official', freeze_stem=True,
-               seg_epochs=1, seg_bs=128, threshold=0.8,
-               source=f'{_CODE}: imagenet-cam/train.py (1 epoch, batch 128, CE, conv1/bn1 frozen), imagenet-seg/train.py '
-                      '(1 epoch, batch 128, lr 0.02 all), imagenet-seg/test.py (threshold 0.8)'),
+               seg_epochs=1, seg_bs=128, cam_steps=6000, seg_steps=6000, threshold=0.8, protocol='spol_imagenet',
+               source=f'{_CODE}: imagenet-cam/train.py (1 epoch, batch 128, CE, conv1/bn1 frozen, a snapshot every 2,000 steps), '
+                      'imagenet-seg/train.py (1 epoch, batch 128, lr 0.02 all), imagenet-seg/test.py (threshold 0.8, IoU the '
+                      'best over all GT boxes of the class). Both ImageNet test scripts load the snapshot model-6000, not the '
+                      'end of the epoch: 6,000 steps at batch 128 for each network (cam_steps, seg_steps; pass them as max_steps '
+                      'to train like the released models)'),
     SPOLPreset('spol_paper_imagenet', cam_epochs=6, cam_bs=128, loss='spol_paper', gppl='spol_paper', seg_epochs=6, seg_bs=128,
-               threshold=0.8, source=f'SPOL paper Sec. 4.2 (6 epochs); batch sizes and threshold from {_CODE}'),
+               threshold=0.8, protocol='spol_imagenet', source=f'SPOL paper Sec. 4.2 (6 epochs); batch sizes and threshold from {_CODE}'),
     SPOLPreset('synthetic', backbone='efficientnet_lite0', resize=128, crop=112, cam_epochs=8, cam_bs=16, lr_backbone=0.01,
                lr_new=0.1, mask_size=128, gppl='synthetic', seg_epochs=8, seg_bs=16, threshold=0.3, pick_threshold=True, bn_momentum=0.1,
                source='wsol_nb: the embedded synthetic dataset (128 px) on a CPU; spol_official_cub scaled down (128 px, '
