@@ -71,7 +71,7 @@ def finish_maps(maps:torch.Tensor, # raw maps (N,h,w)
     return torch.where(ok, m / torch.where(ok, mx[:, None, None], torch.ones_like(mx[:, None, None])), torch.zeros_like(m))
 
 # %% ../nbs/06_cam.ipynb #c0f0d1da
-def default_tap(bb:Backbone, method='cam') -> str:
+def default_tap(bb:Backbone) -> str:
     "The tap a method uses by default: the cam tap, or the last tap when the backbone has none (e.g. vgg16)."
     return bb.cam_tap if bb.cam_tap is not None else bb.taps[-1]
 
@@ -95,7 +95,7 @@ def compute_cams(bb:Backbone, # the classifier
                  labels=None, # ground-truth classes (N,), for target='gt'
                 ) -> tuple:
     "Maps (N,H,W) in [0,1] at the input size, and the logits (N,K)."
-    tap = tap or default_tap(bb, method)
+    tap = tap or default_tap(bb)
     _check_method(bb, method, tap)
     modes = {m: m.training for m in bb.modules()}; bb.eval()   # each module's own mode (frozen BatchNorm stays frozen)
     try:
@@ -173,7 +173,7 @@ def wsol_cam(data:str, # dataset root
     if predictions: write_json(predictions, preds, indent=None)
     miss = [r.id for r in ds.records if r.id not in preds]  # unreadable (worker processes keep their own ds.skipped)
     cfg = dict(data=str(data), format=format, metadata=metadata, split=split, backbone=backbone, weights=str(weights),
-               tap=tap or default_tap(bb, method), method=method, target=target, size=size, n_maps=len(preds),
+               tap=tap or default_tap(bb), method=method, target=target, size=size, n_maps=len(preds),
                n_skipped=skipped, skipped=miss, seconds=round(time.time()-t0, 1))
     p = Path(out); write_json(p.with_name(p.stem + '_config.json'), cfg)
     msg = f"wsol-cam: wrote {len(preds)} {method} maps ({size}x{size}) to {out}"

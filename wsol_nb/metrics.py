@@ -6,7 +6,7 @@
 from __future__ import annotations
 import time, warnings, numpy as np, torch, cv2
 import matplotlib.pyplot as plt
-from .boxes import PROTOCOLS, Protocol, box_iou, protocol_boxes, center_crop_box, resize_boxes, crop_boxes
+from .boxes import PROTOCOLS, Protocol, get_protocol, box_iou, protocol_boxes, center_crop_box, resize_boxes, crop_boxes
 from .extract import mask_boxes
 from .maxboxacc import _to_u8, _inf_error, _iou1, float_ious
 
@@ -178,17 +178,11 @@ def pxap(maps, # score maps, one (H,W) per image
     return dict(PxAP=float(ap), precision=prec, recall=rec, thresholds=edges[::-1][1:])
 
 # %% ../nbs/02_metrics.ipynb #5bb5cbc8
-def _proto(protocol): 
-    if isinstance(protocol, Protocol): return protocol
-    for k in sorted(PROTOCOLS, key=len, reverse=True):
-        if str(protocol).lower().startswith(k): return PROTOCOLS[k]
-    raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
-
 def protocol_maps(maps, # score maps covering whole images, one (H,W) each
                   protocol='psol', # a cropping protocol ('psol', 'spol') or `Protocol`
                   ids:list|None=None):
     "Maps in a protocol's frame: bilinear resize to `protocol.resize`, then its centre crop; (N,S,S) float32."
-    p = _proto(protocol); (w, h) = p.resize
+    p = get_protocol(protocol); (w, h) = p.resize
     x0, y0, x1, y1 = center_crop_box(w, h, p.crop) if p.crop else (0, 0, w, h)
     return np.stack([cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)[y0:y1, x0:x1]
                      for m in _np_maps(maps, ids)]) if len(maps) else np.zeros((0, y1-y0, x1-x0), np.float32)
@@ -235,7 +229,7 @@ def loc_accuracy(ious, # best IoU per image (N,) or per image and threshold (N,T
                  drop:bool|None=None, # leave out images without a box (default: the protocol's drop_no_contour)
                  thr:float=0.5): # IoU threshold
     "GT-known and (given predictions) Top-1 / Top-5 Loc in percent, per threshold column if `ious` is 2D."
-    p = _proto(protocol); ious = np.asarray(ious, np.float64)
+    p = get_protocol(protocol); ious = np.asarray(ious, np.float64)
     drop = p.drop_no_contour if drop is None else drop
     if (preds is not None or p.class_mean) and labels is None: raise ValueError('labels are needed for Top-1/Top-5 and class means')
     hit = p.passes(ious, thr).astype(np.float64)
@@ -282,7 +276,7 @@ def evaluate_maps(maps, # score maps covering whole images, one (H,W) each
                   ids:list|None=None, # image ids for error messages
                   curves:bool=True): # include the accuracy curves
     "Evaluate score maps under a protocol; a JSON-ready dict."
-    t0, p = time.perf_counter(), _proto(protocol)
+    t0, p = time.perf_counter(), get_protocol(protocol)
     keep = _usable(gt_boxes); n_skip = len(gt_boxes) - len(keep)
     maps, gt_boxes, sizes, labels, preds, masks, ignore, ids = (_sel(x, keep) for x in
         (maps, gt_boxes, sizes, labels, preds, masks, ignore, ids))
@@ -328,7 +322,7 @@ def evaluate_boxes(boxes, # per image predicted boxes (k,4) xyxy in original pix
                    drop_no_contour:bool|None=None, # leave out images without a predicted box
                    ids:list|None=None):
     "Evaluate predicted boxes under a protocol (wsoleval: the first box for MaxBoxAcc, all boxes for V2)."
-    t0, p = time.perf_counter(), _proto(protocol)
+    t0, p = time.perf_counter(), get_protocol(protocol)
     if len(boxes) != len(gt_boxes): raise ValueError(f'{len(boxes)} predicted box lists for {len(gt_boxes)} images')
     keep = _usable(gt_boxes); n_skip = len(gt_boxes) - len(keep)
     boxes, gt_boxes, sizes, labels, preds = (_sel(x, keep) for x in (boxes, gt_boxes, sizes, labels, preds))
@@ -368,7 +362,7 @@ def baseline_localizers(gt_boxes, sizes, labels=None, preds=None, # as in `evalu
                         protocol='wsoleval', # protocol
                         fracs=np.round(np.arange(0.05, 1.0001, 0.05), 2)): # centre box fractions to sweep
     "Full-image and best centred-box baselines under `protocol`: {'full': result, 'center': result + best_frac, 'center_sweep'}."
-    key = 'MaxBoxAccV2' if _proto(protocol).name == 'wsoleval' else 'GT-known'
+    key = 'MaxBoxAccV2' if get_protocol(protocol).name == 'wsoleval' else 'GT-known'
     full = evaluate_boxes(full_image_boxes(sizes), gt_boxes, sizes, labels, preds, protocol)
     rs = [evaluate_boxes(center_boxes(sizes, f), gt_boxes, sizes, labels, preds, protocol) for f in fracs]
     k = int(np.argmax([r[key] for r in rs]))

@@ -52,7 +52,7 @@ class SPOLPreset(Preset):
     mask_size:int=256         # side of the pseudo masks (CAM input and label size)
     gppl:str='spol_official'  # GPPL preset (`wsol_nb.gppl.PRESETS`)
     seg_epochs:int=8          # MFF-Net2 epochs
-    cam_steps:int|None=None   # MFF-Net1 optimizer steps where the recipe's snapshot is a step count (pass as max_steps)
+    cam_steps:int|None=None   # MFF-Net1 optimizer steps where the recipe's snapshot is a step count (the run's max_steps unless one is given)
     seg_steps:int|None=None   # MFF-Net2 optimizer steps, likewise
     seg_bs:int=128            # MFF-Net2 batch size
     seg_lr:float=0.02         # MFF-Net2 learning rate, all layers
@@ -74,7 +74,7 @@ SPOL_PRESETS = {p.name: p for p in [
                source=f'{_CODE}: imagenet-cam/train.py (1 epoch, batch 128, CE, conv1/bn1 frozen, a snapshot every 2,000 steps), '
                       'imagenet-seg/train.py (1 epoch, batch 128, lr 0.02 all), imagenet-seg/test.py (threshold 0.8, IoU the '
                       'best over all GT boxes of the class). Both ImageNet test scripts load the snapshot model-6000, not the '
-                      'end of the epoch: 6,000 steps at batch 128 for each network (cam_steps, seg_steps; pass them as max_steps '
+                      'end of the epoch: 6,000 steps at batch 128 for each network (cam_steps, seg_steps: the max_steps of the runs unless one is given '
                       'to train like the released models)'),
     SPOLPreset('spol_paper_imagenet', cam_epochs=6, cam_bs=128, loss='spol_paper', gppl='spol_paper', seg_epochs=6, seg_bs=128,
                threshold=0.8, protocol='spol_imagenet', source=f'SPOL paper Sec. 4.2 (6 epochs); batch sizes and threshold from {_CODE}'),
@@ -175,6 +175,7 @@ def train_spol_cam(root, # dataset root (or a `WSOLDataset`)
     "Step 2 of SPOL: train MFF-Net1 (class head + auxiliary loss) for classification; returns it in eval mode."
     p, ro = _recipe(preset, kw, origin, dict(epochs='cam_epochs', batch_size='cam_bs'), backbone=backbone, loss=loss)
     run = run_options(run, **{'out': 'spol_cam', **ro}) if run is None else run_options(run, **ro)
+    if run.max_steps is None and p.cam_steps: run = run_options(run, max_steps=p.cam_steps)   # a recipe whose snapshot is a step count
     ds = _dataset(root, format, metadata, split, train_transform('spol', size=p.crop, resize=p.resize))
     set_seed(run.seed)
     m = set_bn_momentum(MFFNet(get_backbone(p.backbone, weights), len(ds.classes), aux=p.aux), p.bn_momentum)
@@ -346,6 +347,7 @@ def train_spol_seg(root, # dataset root (or a `WSOLDataset`), the split the mask
     pm = masks if isinstance(masks, PseudoMasks) else PseudoMasks(masks)
     p, ro = _recipe(preset, kw, origin, dict(epochs='seg_epochs', batch_size='seg_bs', lr='seg_lr'), backbone=backbone)
     run = run_options(run, **{'out': 'spol_seg', **ro}) if run is None else run_options(run, **ro)
+    if run.max_steps is None and p.seg_steps: run = run_options(run, max_steps=p.seg_steps)
     ds = SegData(_dataset(root, format, metadata, split), pm, p.resize, p.crop)
     if ds.missing: warnings.warn(f"{len(ds.missing)} of {len(ds.ds)} images have no pseudo mask and are left out, e.g. {ds.missing[:3]}")
     set_seed(run.seed)
