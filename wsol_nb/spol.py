@@ -74,7 +74,7 @@ SPOL_PRESETS = {p.name: p for p in [
                source=f'{_CODE}: imagenet-cam/train.py (1 epoch, batch 128, CE, conv1/bn1 frozen, a snapshot every 2,000 steps), '
                       'imagenet-seg/train.py (1 epoch, batch 128, lr 0.02 all), imagenet-seg/test.py (threshold 0.8, IoU the '
                       'best over all GT boxes of the class). Both ImageNet test scripts load the snapshot model-6000, not the '
-                      'end of the epoch: 6,000 steps at batch 128 for each network (cam_steps, seg_steps: the max_steps of the runs unless one is given '
+                      'end of the epoch: 6,000 steps at batch 128 for each network (cam_steps, seg_steps: the max_steps of the runs unless --max-steps says otherwise, '
                       'to train like the released models)'),
     SPOLPreset('spol_paper_imagenet', cam_epochs=6, cam_bs=128, loss='spol_paper', gppl='spol_paper', seg_epochs=6, seg_bs=128,
                threshold=0.8, protocol='spol_imagenet', source=f'SPOL paper Sec. 4.2 (6 epochs); batch sizes and threshold from {_CODE}'),
