@@ -5,7 +5,8 @@
 # %% ../nbs/14_eval.ipynb #3b254359
 from __future__ import annotations
 import time
-from .io import read_maps, read_boxes, read_predictions, write_json
+from collections.abc import Sequence
+from .io import MapReader, read_boxes, read_predictions, write_json
 from .data import load_dataset, load_mask
 from .boxes import protocol_for
 from .metrics import evaluate_maps, evaluate_boxes
@@ -29,6 +30,12 @@ def _table(r:dict) -> str:
                                             f"images without a contour: {r['n_no_contour']}{miss}")
     if 'n_no_box' in r: rows.append(f"  images without a predicted box: {r['n_no_box']}{miss}")
     return '\n'.join(rows)
+
+class _Masks(Sequence):
+    "The GT masks of `recs`, read when asked for."
+    def __init__(self, recs): self.recs = recs
+    def __len__(self): return len(self.recs)
+    def __getitem__(self, i): return load_mask(self.recs[i].mask_path)
 
 def wsol_eval(data:str, # dataset root (wsoleval format: the images root)
               format:str='auto', # dataset format: 'auto', 'cub', 'imagenet' or 'wsoleval'
@@ -61,10 +68,9 @@ def wsol_eval(data:str, # dataset root (wsoleval format: the images root)
     p = protocol_for(protocol, ds.format)   # the preset for where the GT boxes come from (PSOL's -1 only on ImageNet XML)
     t0 = time.perf_counter()
     if maps is not None:
-        ms = read_maps(maps, ids)
-        masks = [load_mask(r.mask_path) for r in recs] if protocol == 'wsoleval' and all(r.mask_path for r in recs) else None
-        res = evaluate_maps(ms, gt, sizes, labels, preds, p, interval, masks=masks, ids=ids,
-                            drop_no_contour=drop_no_contour)
+        masks = _Masks(recs) if p.name == 'wsoleval' and all(r.mask_path for r in recs) else None
+        with MapReader(maps, ids) as ms:    # maps are read chunk by chunk as the evaluation goes: memory does not grow with them
+            res = evaluate_maps(ms, gt, sizes, labels, preds, p, interval, masks=masks, ids=ids, drop_no_contour=drop_no_contour)
     else: res = evaluate_boxes(read_boxes(boxes, ids), gt, sizes, labels, preds, p, drop_no_contour, ids)
     res['dropped_no_contour'] = res['n_no_contour' if maps is not None else 'n_no_box'] if drop_no_contour else 0
     res['n_evaluated'] = res['n_images'] - res['dropped_no_contour']

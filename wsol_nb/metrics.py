@@ -5,6 +5,8 @@
 # %% ../nbs/02_metrics.ipynb #b5e587f1
 from __future__ import annotations
 import time, warnings, numpy as np, torch, cv2
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 import matplotlib.pyplot as plt
 from .boxes import PROTOCOLS, Protocol, get_protocol, box_iou, protocol_boxes, center_crop_box, resize_boxes, crop_boxes
 from .extract import mask_boxes
@@ -246,7 +248,35 @@ def _usable(gt_boxes):
     "Indices of images with at least one GT box."
     return [i for i, g in enumerate(gt_boxes) if np.asarray(g).reshape(-1, 4).shape[0] > 0]
 
-def _sel(x, keep): return None if x is None else [x[i] for i in keep]
+def _sel(x, keep):
+    "The items of `x` at `keep`: `x` itself when nothing is left out, a list (or a lazy view of a lazy sequence) otherwise."
+    if x is None or len(keep) == len(x): return x
+    return [x[i] for i in keep] if isinstance(x, (list, tuple, np.ndarray, torch.Tensor)) else _Take(x, keep)
+
+class _Take(Sequence):
+    "A lazy view of the items `keep` of a sequence (maps read from disk stay on disk until asked for)."
+    def __init__(self, x, keep): self.x, self.keep = x, list(keep)
+    def __len__(self): return len(self.keep)
+    def __getitem__(self, k): return [self.x[self.keep[j]] for j in range(*k.indices(len(self)))] if isinstance(k, slice) else self.x[self.keep[k]]
+
+class _NanWatch(Sequence):
+    "`maps` as they are read, noting which hold a NaN (so no extra pass over maps on disk)."
+    def __init__(self, maps): self.maps, self.nan = maps, set()
+    def __len__(self): return len(self.maps)
+    def __getitem__(self, k):
+        if not isinstance(k, slice): return self[k:k+1][0]
+        out = self.maps[k]
+        self.nan.update(k.indices(len(self))[0] + j for j in _nan_maps(out))
+        return out
+
+def _chunks(maps, chunk:int):
+    "(start, maps[start:start+chunk]) over `maps`, the next chunk read in a thread while the caller works on this one."
+    with ThreadPoolExecutor(1) as ex:
+        nxt = ex.submit(lambda: maps[0:chunk])
+        for s in range(0, len(maps), chunk):
+            cur = nxt.result()
+            if s + chunk < len(maps): nxt = ex.submit(lambda a=s+chunk: maps[a:a+chunk])
+            yield s, cur
 
 def _nan_maps(maps, ids=None):
     "Ids (indices without `ids`) of the score maps holding a NaN."
@@ -274,17 +304,14 @@ def evaluate_maps(maps, # score maps covering whole images, one (H,W) each
                   ignore=None, # wsoleval: ignore masks for PxAP
                   drop_no_contour:bool|None=None, # psol/spol: leave out images without a contour
                   ids:list|None=None, # image ids for error messages
-                  curves:bool=True): # include the accuracy curves
-    "Evaluate score maps under a protocol; a JSON-ready dict."
+                  curves:bool=True, # include the accuracy curves
+                  chunk:int=256): # psol/spol: maps in the protocol frame at once
+    "Evaluate score maps under a protocol; a JSON-ready dict. `maps` may be a lazy sequence (`wsol_nb.io.MapReader`): they are read chunk by chunk."
     t0, p = time.perf_counter(), get_protocol(protocol)
     keep = _usable(gt_boxes); n_skip = len(gt_boxes) - len(keep)
     maps, gt_boxes, sizes, labels, preds, masks, ignore, ids = (_sel(x, keep) for x in
         (maps, gt_boxes, sizes, labels, preds, masks, ignore, ids))
-    out = dict(protocol=p.name, n_images=len(keep), n_skipped=n_skip)
-    nan = _nan_maps(maps, ids)
-    if nan: warnings.warn(f"{len(nan)} score map(s) with NaN values scored as all-zero maps (the community evaluator's rule): "
-                          f"{', '.join(map(str, nan[:10]))}{' ...' if len(nan) > 10 else ''}")
-    out.update(n_nan_maps=len(nan), nan_map_ids=nan)
+    out, maps = dict(protocol=p.name, n_images=len(keep), n_skipped=n_skip), _NanWatch(maps)
     if p.name == 'wsoleval':
         r = box_accuracy(maps, gt_boxes, sizes, interval, ids)
         out.update({k: r[k] for k in ('MaxBoxAcc', 'MaxBoxAccV2', 'best_threshold', 'best_thresholds_v2')})
@@ -297,12 +324,19 @@ def evaluate_maps(maps, # score maps covering whole images, one (H,W) each
         taus = cam_thresholds(interval) if threshold is None else np.array([threshold], np.float64)
         g = [np.asarray(protocol_boxes(np.asarray(b, np.float32).reshape(-1, 4), tuple(wh), p), np.float64)
              for b, wh in zip(gt_boxes, sizes)]
-        iou, has = map_box_ious(protocol_maps(maps, p, ids), g, taus, rule, p.all_gt)
+        parts = [map_box_ious(protocol_maps(c, p, None if ids is None else ids[s:s+chunk]), g[s:s+chunk], taus, rule, p.all_gt)
+                 for s, c in _chunks(maps, chunk)]
+        iou = np.concatenate([a for a, _ in parts]) if parts else np.zeros((0, len(taus)))
+        has = np.concatenate([h for _, h in parts]) if parts else np.zeros((0, len(taus)), bool)
         r = loc_accuracy(iou, labels, preds, p, has, drop_no_contour)
         k = int(np.argmax(r['GT-known']))
         out.update({n: float(v[k]) for n, v in r.items()})
         out.update(best_threshold=float(taus[k]), threshold_rule=rule, n_no_contour=int((~has[:, k]).sum()))
         if curves and threshold is None: out['curves'] = _lists(dict(thresholds=taus, **r))
+    nan = [ids[j] if ids is not None else j for j in sorted(maps.nan)]
+    if nan: warnings.warn(f"{len(nan)} score map(s) with NaN values scored as all-zero maps (the community evaluator's rule): "
+                          f"{', '.join(map(str, nan[:10]))}{' ...' if len(nan) > 10 else ''}")
+    out.update(n_nan_maps=len(nan), nan_map_ids=nan)
     out['seconds'] = time.perf_counter() - t0
     return out
 
