@@ -55,6 +55,8 @@ def run_eval(d:Path, maps:Path, meta:Path, interval:float) -> dict:
     return dict(wall=wall, rss=ru.ru_maxrss / 1024, total=r['seconds_total'], seconds=r['seconds'],
                 MaxBoxAcc=r['MaxBoxAcc'], MaxBoxAccV2=r['MaxBoxAccV2'], n=r['n_images'])
 
+def fmt(x): return '-' if x is None else f'{x:.0f}'
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--counts', default='1000,10000,50000', help='comma-separated numbers of maps (default: 1000,10000,50000)')
@@ -81,15 +83,15 @@ def main(argv=None):
         finally: shutil.rmtree(d, ignore_errors=True)
         r.update(maps=n, npz_mb=mb, write=tw, dtype=a.dtype, size=a.size, compress=a.compress)
         if base is None and a.startup: base = r; print(f"start-up ({n} maps): peak RSS {r['rss']:.0f} MB, {r['wall']:.2f} s", flush=True); continue
-        r['above'] = r['rss'] - base['rss'] if base else float('nan')
+        r['above'] = r['rss'] - base['rss'] if base else None
         rows.append(r)
         print(f"{n} maps: wall {r['wall']:.2f} s, reported {r['total']:.2f} s (evaluation {r['seconds']:.2f} s), peak RSS "
-              f"{r['rss']:.0f} MB ({r['above']:.0f} above start-up), .npz {mb:.0f} MB written in {tw:.1f} s", flush=True)
+              f"{r['rss']:.0f} MB ({fmt(r['above'])} above start-up), .npz {mb:.0f} MB written in {tw:.1f} s", flush=True)
     print(f"\n| maps | dtype | .npz MB | wall s | reported s (evaluation s) | peak RSS MB | above start-up MB | KB per map | "
           f"MaxBoxAcc / V2 |\n|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['maps']:,} | {r['dtype']} | {r['npz_mb']:.0f} | {r['wall']:.2f} | {r['total']:.2f} ({r['seconds']:.2f}) | "
-              f"{r['rss']:.0f} | {r['above']:.0f} | {r['above'] * 1e3 / r['maps']:.0f} | {r['MaxBoxAcc']:.2f} / {r['MaxBoxAccV2']:.2f} |")
+              f"{r['rss']:.0f} | {fmt(r['above'])} | {fmt(r['above'] and r['above'] * 1e3 / r['maps'])} | {r['MaxBoxAcc']:.2f} / {r['MaxBoxAccV2']:.2f} |")
     if a.json: Path(a.json).write_text(json.dumps(dict(startup=base, rows=rows), indent=1))
     return rows
 
