@@ -47,7 +47,7 @@ BIN=$(dirname "$PY")
 missing=$("$PY" - <<'EOF' 2>&1
 import importlib
 bad = []
-for m in ('torch', 'torchvision', 'numpy', 'cv2', 'numba', 'skimage', 'PIL', 'psutil', 'wsol_nb.cli'):
+for m in ('torch', 'torchvision', 'numpy', 'cv2', 'numba', 'skimage', 'PIL', 'fastcore', 'tqdm', 'wsol_nb.demo'):
     try: importlib.import_module(m)
     except Exception as e: bad.append(f'{m} ({type(e).__name__}: {e})'[:200])
 print('; '.join(bad))
@@ -96,7 +96,7 @@ if [ $DRY = 1 ]; then  # tiny data, tiny sizes, a step or two
   DDP=(--data "$DATA" --backbone efficientnet_lite0 --batch-size 4 --max-steps 2 --device cpu)
   EVAL=(--counts 100 --startup 0 --pool 50 --compress stored)
   T_DDT=120; T_TRAIN=120; T_DEMO=240; T_DDP=120; T_EVAL=120
-else  # the GPU figures; about 8 minutes in all on an H100/H200 (limits add up to 8.5)
+else  # the GPU figures; about 8 minutes in all on an H100/H200 (the step limits add up to 460 s)
   DATA=$("$PY" -c "from wsol_nb.synthetic import default_dataset; print(default_dataset())")
   DDT=(--device cuda --amp --channels-last --backbone vgg16 --weights none --size 448 --n 2048 --batch-size 128
        --decode cuda --repeats 3)
@@ -105,7 +105,7 @@ else  # the GPU figures; about 8 minutes in all on an H100/H200 (limits add up t
   DEMO=(--no-progress)
   DDP=(--data "$DATA" --backbone resnet50 --batch-size 64 --max-steps 60 --device cuda)
   EVAL=(--counts 50000 --pool 1000 --compress stored)
-  T_DDT=90; T_TRAIN=120; T_DEMO=90; T_DDP=60; T_EVAL=150
+  T_DDT=80; T_TRAIN=110; T_DEMO=80; T_DDP=60; T_EVAL=130
 fi
 echo "# data: $DATA"
 
