@@ -34,14 +34,17 @@ done
 if [ -n "${WSOL_PYTHON:-}" ]; then PY=$WSOL_PYTHON
 elif [ -x .venv/bin/python ]; then PY=.venv/bin/python
 else
-  echo "# no .venv: making one (pip install -e '.[dev]')"
-  if ! { python3 -m venv .venv && .venv/bin/pip install -q -e '.[dev]'; }; then
+  echo "# no .venv: making one as the Makefile does (pip install -e '.[dev]')"
+  export PIP_DEFAULT_TIMEOUT=10
+  if ! { python3 -m venv .venv && .venv/bin/pip install -q --retries 1 -e '.[dev]'; }; then
     echo "# pip install failed (no network?): a .venv over the system's site-packages, the kit installed with --no-deps"
     rm -rf .venv
-    python3 -m venv --system-site-packages .venv && .venv/bin/pip install -q --no-deps --no-build-isolation -e . \
-      || echo "# could not install the kit into .venv"
+    if ! { python3 -m venv --system-site-packages .venv && .venv/bin/pip install -q --no-deps --no-build-isolation -e .; }; then
+      echo "# no venv possible: the system's python3, with this checkout on PYTHONPATH"; rm -rf .venv
+    fi
   fi
-  PY=.venv/bin/python
+  if [ -x .venv/bin/python ]; then PY=.venv/bin/python
+  else PY=$(command -v python3); export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}; fi
 fi
 BIN=$(dirname "$PY")
 missing=$("$PY" - <<'EOF' 2>&1
@@ -54,11 +57,18 @@ print('; '.join(bad))
 EOF
 )
 [ -n "$missing" ] && echo "# WARNING: $PY cannot import: $missing"
-tool() { if [ -x "$BIN/$1" ]; then echo "$BIN/$1"; else command -v "$1" || echo "$1"; fi; }
 
 # --- machine and output -----------------------------------------------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu_check.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
+# tool NAME: the console script next to $PY, else a wrapper that runs the same entry point with $PY
+tool() {
+  if [ -x "$BIN/$1" ]; then echo "$BIN/$1"; return; fi
+  mkdir -p "$WORK/bin"; local w=$WORK/bin/$1
+  if [ "$1" = torchrun ]; then printf '#!/bin/sh\nexec "%s" -m torch.distributed.run "$@"\n' "$PY" > "$w"
+  else printf '#!/bin/sh\nexec "%s" -c "from wsol_nb.cli import %s_cli as f; f()" "$@"\n' "$PY" "${1#wsol-}" > "$w"; fi
+  chmod +x "$w"; echo "$w"
+}
 if [ $DRY = 1 ]; then GPU="CPU (dry run)"; DEV=cpu
 elif command -v nvidia-smi >/dev/null 2>&1; then
   GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1); DEV=cuda
