@@ -14,7 +14,8 @@
 #
 # Python: $WSOL_PYTHON if set, else .venv/bin/python if present, else a new .venv with `pip install -e '.[dev]'` (as
 # the Makefile does; needs the package index). Without network the new .venv sees the system's site-packages
-# (torch, torchvision, ...) and gets the kit itself with --no-deps; a missing module is named before any step runs.
+# (torch, torchvision, ...) and gets the kit itself with --no-deps (no venv at all: python3 with this checkout on
+# PYTHONPATH); a missing module is named before any step runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
     --dry-run) DRY=1 ;;
     --out) OUT="$2"; shift ;;
     --steps) STEPS="$2"; shift ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "gpu_check.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -47,15 +48,13 @@ else
   else PY=$(command -v python3); export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}; fi
 fi
 BIN=$(dirname "$PY")
-missing=$("$PY" - <<'EOF' 2>&1
-import importlib
+MODS="torch torchvision numpy cv2 numba skimage PIL fastcore tqdm wsol_nb.demo"
+missing=$("$PY" -c "import importlib, sys
 bad = []
-for m in ('torch', 'torchvision', 'numpy', 'cv2', 'numba', 'skimage', 'PIL', 'fastcore', 'tqdm', 'wsol_nb.demo'):
+for m in sys.argv[1:]:
     try: importlib.import_module(m)
-    except Exception as e: bad.append(f'{m} ({type(e).__name__}: {e})'[:200])
-print('; '.join(bad))
-EOF
-)
+    except Exception as e: bad.append(m + ' (' + type(e).__name__ + ': ' + str(e)[:150] + ')')
+print('; '.join(bad))" $MODS 2>&1)
 [ -n "$missing" ] && echo "# WARNING: $PY cannot import: $missing"
 
 # --- machine and output -----------------------------------------------------------------------------------------------
