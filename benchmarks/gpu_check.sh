@@ -114,7 +114,7 @@ else  # the GPU figures; about 8 minutes in all on an H100/H200 (the step limits
   DEMO=(--no-progress)
   DDP=(--data "$DATA" --backbone resnet50 --batch-size 64 --max-steps 60 --device cuda)
   EVAL=(--counts 50000 --pool 1000 --compress stored)
-  T_DDT=80; T_TRAIN=110; T_DEMO=80; T_DDP=60; T_EVAL=130
+  T_DDT=75; T_TRAIN=100; T_DEMO=90; T_DDP=45; T_EVAL=150
 fi
 echo "# data: $DATA"
 
