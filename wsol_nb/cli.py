@@ -102,7 +102,8 @@ NAMES = dict(
     spol_presets=('spol_official_cub', 'spol_paper_cub', 'spol_official_imagenet', 'spol_paper_imagenet', 'synthetic'),
     gppl_presets=('spol_paper', 'spol_official', 'synthetic'),
     protocols=('wsoleval', 'psol', 'spol'),
-    formats=('cub', 'imagenet', 'wsoleval'))
+    formats=('cub', 'imagenet', 'wsoleval'),
+    map_dtypes=('float32', 'float16'))
 
 # %% ../nbs/16_cli.ipynb #dae9835e
 def _data(c:Command, split:str, formats=NAMES['formats'], default='cub') -> Command:
@@ -111,6 +112,11 @@ def _data(c:Command, split:str, formats=NAMES['formats'], default='cub') -> Comm
              .arg('--format', default=default, choices=formats, help=f'dataset layout (default: {default})')
              .arg('--metadata', default=None, help='wsolevaluation metadata folder (format wsoleval)')
              .arg('--split', default=split, help=f'split to read (default: {split})'))
+
+def _dtype(c:Command) -> Command:
+    "The stored dtype of score maps (wsol-cam, wsol-predict --maps-out)."
+    return c.arg('--dtype', default='float32', choices=NAMES['map_dtypes'],
+                 help='dtype of the stored maps; float16 halves the disk and read time (default: float32)')
 
 def _progress(c:Command) -> Command:
     return c.arg('--no-progress', dest='progress', action='store_false', help='hide progress bars')
@@ -145,11 +151,11 @@ def eval_cli(argv:list|None=None): # arguments (default: sys.argv[1:])
 def cam_command() -> Command:
     "`wsol-cam`: CAM / Grad-CAM / Grad-CAM++ maps of a split, to one .npz."
     c = Command('wsol-cam', """Compute CAM / Grad-CAM / Grad-CAM++ score maps of a classifier for every image of a dataset split and write them
-to one .npz file (image id -> float32 map). Each image is resized whole (no crop) to SIZE x SIZE, so every map covers
+to one .npz file (image id -> float32 map, or float16 with --dtype float16). Each image is resized whole (no crop) to SIZE x SIZE, so every map covers
 the whole image: `wsol-eval --maps` scores it under any protocol. Unreadable images are skipped and listed.""",
                 'wsol-cam --data CUB_200_2011 --method gradcam --target top1 --out maps.npz --predictions pred.json')
     _data(c, 'test')
-    c.arg('--out', required=True, help='MAPS.npz to write (one float32 size x size map per image id)')
+    c.arg('--out', required=True, help='MAPS.npz to write (one size x size map per image id)')
     c.arg('--backbone', default='efficientnet_lite0', choices=NAMES['backbones'], help='backbone (default: efficientnet_lite0)')
     c.arg('--weights', default='imagenet', help="'imagenet', a weights/checkpoint file, or 'none'")
     c.arg('--num-classes', type=int, help="classes of a fine-tuned checkpoint's head (default: as the weights)")
@@ -161,7 +167,7 @@ the whole image: `wsol-eval --maps` scores it under any protocol. Unreadable ima
     c.arg('--size', type=int, default=224, help='side of the square the whole image is resized to (default: 224)')
     c.arg('--device', default='auto', help="'auto', 'cpu', 'cuda', 'cuda:1', ... (default: auto)")
     c.arg('--workers', type=int, default=0, help='data loader worker processes (default: 0)')
-    return _progress(c)
+    return _progress(_dtype(c))
 
 def cam_cli(argv:list|None=None): # arguments (default: sys.argv[1:])
     "Entry point of `wsol-cam`."
@@ -293,7 +299,7 @@ MFF-Net1 or PSOL-Joint).""", 'wsol-predict --model psol_run --data CUB_200_2011 
     c.arg('--model', required=True, help='run folder of wsol-train')
     _data(c, 'test')
     c.arg('--boxes-out', help='BOXES.json to write')
-    c.arg('--maps-out', help='MAPS.npz to write')
+    _dtype(c.arg('--maps-out', help='MAPS.npz to write'))
     c.arg('--predictions-out', help='PRED.json to write (top-5 classes)')
     c.arg('--target', default='gt', choices=('gt', 'top1'), help='class of the CAMs (default: gt)')
     c.arg('--protocol', choices=NAMES['protocols'], help="frame of the model's input for boxes (default: the run's)")

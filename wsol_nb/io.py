@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 # %% auto #0
-__all__ = ['atomic_file', 'atomic_write', 'write_json', 'read_text', 'read_json', 'MapWriter', 'load_maps', 'read_boxes',
-           'read_predictions', 'MapReader', 'read_maps', 'get_device']
+__all__ = ['MAP_DTYPES', 'atomic_file', 'atomic_write', 'write_json', 'read_text', 'read_json', 'map_dtype', 'MapWriter',
+           'load_maps', 'read_boxes', 'read_predictions', 'MapReader', 'read_maps', 'get_device']
 
 # %% ../nbs/00a_io.ipynb #e70ebf0f
 @contextmanager
@@ -75,6 +75,13 @@ def read_json(fn, # file to read
     except json.JSONDecodeError as e: raise ValueError(f"{fn}, line {e.lineno}: invalid JSON ({e.msg})") from None
 
 # %% ../nbs/00a_io.ipynb #a9fdcc9c
+MAP_DTYPES = ('float32', 'float16')  # the dtypes the commands store score maps as
+
+def map_dtype(name) -> np.dtype:
+    "The numpy dtype of a name in `MAP_DTYPES`; a one-line error naming the choices otherwise."
+    if str(name) not in MAP_DTYPES: raise ValueError(f"map dtype must be one of {', '.join(MAP_DTYPES)}, got {name!r}")
+    return np.dtype(str(name))
+
 class MapWriter:
     "Stream (id -> array) pairs into an .npz file, atomically (temporary file + `os.replace` on close); `.ids` in order."
     def __init__(self, fn, dtype=np.float32): # dtype of the stored arrays (None: keep each array's own)
@@ -90,8 +97,10 @@ class MapWriter:
         if id in self._seen: raise ValueError(f"duplicate image id {id!r} in {self.fn}")
         self._seen.add(id); self.ids.append(id)
         try:
-            with self.zf.open(f'{id}.npy', 'w', force_zip64=True) as f:
-                np.lib.format.write_array(f, np.ascontiguousarray(np.asarray(m, dtype=self.dtype)), allow_pickle=False)
+            a = np.ascontiguousarray(np.asarray(m, dtype=self.dtype))
+            if a.dtype == np.float16 and np.isinf(a).any() and not np.isinf(np.asarray(m)).any():
+                raise ValueError(f"map of image id {id!r} overflows float16 (|value| > 65504): store it as float32 ({self.fn})")
+            with self.zf.open(f'{id}.npy', 'w', force_zip64=True) as f: np.lib.format.write_array(f, a, allow_pickle=False)
         except OSError as e: raise OSError(e.errno, f"cannot write {self.fn}: {e.strerror}") from None
     def __enter__(self): return self
     def __exit__(self, typ, *a):

@@ -6,9 +6,9 @@
 from __future__ import annotations
 import argparse, tempfile
 from pathlib import Path
-import torch
+import numpy as np, torch
 from .data import load_dataset
-from .io import write_json, get_device, MapWriter
+from .io import write_json, get_device, MapWriter, map_dtype
 from .synthetic import is_synthetic
 from .train import RunFolder, run_config, main_first, rank
 
@@ -79,7 +79,7 @@ def run_kind(run) -> str:
     return run_config(run, KINDS)['kind']
 
 # %% ../nbs/14a_train_cli.ipynb #e0f3e906
-def _mff_cam_maps(m, ds, fn, target, device, bs=16):
+def _mff_cam_maps(m, ds, fn, target, device, bs=16, dtype='float32'):
     "CAMs of an MFF-Net1 (class `target`: 'gt' or 'top1') over whole images, written to `fn`, and top-5 classes."
     from torchvision.transforms import v2
     from wsol_nb.data import collate_skip
@@ -88,7 +88,7 @@ def _mff_cam_maps(m, ds, fn, target, device, bs=16):
     ds.transform = v2.Resize((S, S))
     dl = torch.utils.data.DataLoader(ds, batch_size=bs, collate_fn=collate_skip)
     top = {}
-    with torch.no_grad(), MapWriter(fn) as w:
+    with torch.no_grad(), MapWriter(fn, dtype=dtype) as w:
         for b in dl:
             if b is None: continue
             x = default_x(b['image']).to(device)
@@ -108,6 +108,7 @@ def run_predict(a:argparse.Namespace) -> dict:
     from torchvision.transforms import v2
     want = {k: v for k, v in (('boxes', a.boxes_out), ('maps', a.maps_out), ('predictions', a.predictions_out)) if v}
     if not want: raise ValueError('nothing to do: give --boxes-out, --maps-out and/or --predictions-out')
+    dt = map_dtype(a.dtype)
     kind, dev = run_kind(a.model), get_device(a.device)
     can = dict(psol={'boxes', 'predictions'}, classifier={'maps', 'predictions'}, cam={'maps', 'predictions'},
                seg={'boxes', 'maps'})[kind]
@@ -121,11 +122,11 @@ def run_predict(a:argparse.Namespace) -> dict:
         if 'predictions' in want: write_json(want['predictions'], predict_topk(m, ds, ten_crop=a.ten_crop, device=dev))
         if 'maps' in want:
             S = m.run_config['size']; ds.transform = v2.Resize((S, S))
-            with MapWriter(want['maps']) as w: dataset_cams(m, ds, w, 'cam', a.target)
+            with MapWriter(want['maps'], dtype=dt) as w: dataset_cams(m, ds, w, 'cam', a.target)
     elif kind == 'cam':
         m = load_spol_model(a.model, dev)
         with tempfile.TemporaryDirectory() as td:
-            top = _mff_cam_maps(m, ds, want.get('maps') or Path(td)/'maps.npz', a.target, dev)
+            top = _mff_cam_maps(m, ds, want.get('maps') or Path(td)/'maps.npz', a.target, dev, dtype=dt)
         if 'predictions' in want: write_json(want['predictions'], top)
     else:
         if 'boxes' in want:
@@ -135,5 +136,8 @@ def run_predict(a:argparse.Namespace) -> dict:
             Path(want['maps']).parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=Path(want['maps']).parent) as td:
                 predict_spol(a.model, ds, 'wsoleval', a.threshold, out=td, device=dev, progress=False)
-                Path(td, 'maps.npz').replace(want['maps'])
+                if dt == np.float32: Path(td, 'maps.npz').replace(want['maps'])
+                else:
+                    with np.load(Path(td, 'maps.npz')) as z, MapWriter(want['maps'], dtype=dt) as w:
+                        for k in z.files: w.add(k, z[k])
     return want
