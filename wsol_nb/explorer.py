@@ -370,6 +370,8 @@ def request(self:CamExplorer, force:bool=False):
         c, ready = self.caches.get(key[0]), False
         if c is not None: ready = (key[1], key[2]) in c._maps
         self._show_progress(f"computing {key[1]} maps" if not ready else f"scanning the dataset curve ({key[3]})", 0, len(c) if c else 1)
+        self._mark_stale()
+        if self.view is not None: self._draw()   # the readout says what is shown until the new view is ready
     if not self.background and not getattr(self, '_in_job', False): self._run_jobs()
 
 @patch
