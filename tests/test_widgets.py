@@ -116,7 +116,7 @@ def test_registered_provider_and_real_cam(ds):
         assert ex.state['method'] == 'DDT' and m.shape == (8, 224, 224) and (m == 0).any() and (m.max((1, 2)) == 1).all()
         assert ex.state['grid'] == (7, 7) and len(np.unique(m[0])) > 200      # 7x7 projections upsampled smoothly, not blocks
         img = ex.w_image.value; ex.w_grid.value = True                     # the feature grid on request
-        assert ex.w_image.value != img and '7x7 feature grid' in ex.w_legend.value
+        assert ex.w_image.value != img and '7x7 features upsampled' in ex.w_legend.value
         ex.w_method.value = 'half'
         assert ex.state['method'] == 'half'
         ex.w_method.value = 'GPPL-CAM'

@@ -163,14 +163,14 @@ def cam_provider(method:str='cam'):
     def f(c:MapCache):
         if c.backbone is None: raise ValueError(f"{method} maps need a backbone (MapCache(..., backbone=get_backbone()))")
         return c.run(lambda x, y: compute_cams(c.backbone, x, target=c.cam_target(y), method=method, labels=y)[0])
-    f.grid = lambda c: cam_grid(c, method)
+    f.grid, f.needs_backbone = (lambda c: cam_grid(c, method)), True
     return f
 
 def gppl_provider(c:MapCache, preset:str='spol_paper', **kw):
     "GPPL-enhanced CAM: max(CAM, Gaussian prior) of `wsol_nb.gppl` on the cached CAM maps."
     cam = torch.from_numpy(c.maps('CAM').astype(np.float32))
     return gppl(cam, preset, **kw).combined
-gppl_provider.grid = cam_grid
+gppl_provider.grid, gppl_provider.needs_backbone = cam_grid, True
 
 def ddt_provider(c:MapCache, sign:str='smaller', tap:str|None=None, per_class:bool=True):
     "DDT maps at the feature grid's resolution (the cache upsamples them smoothly): one PCA per class (as PSOL generates its pseudo boxes) over the cache's images; the positive part, so that DDT's own rule (projection > 0) is `max_frac` > 0."
@@ -183,6 +183,7 @@ def ddt_provider(c:MapCache, sign:str='smaller', tap:str|None=None, per_class:bo
     for g in ([np.flatnonzero(c.labels == k) for k in np.unique(c.labels)] if per_class else [np.arange(len(c))]):
         maps[g] = fit_ddt(f[g], sign, [c.ids[i] for i in g]).project(f[g]).cpu()
     return maps.clamp(min=0)
+ddt_provider.needs_backbone = True
 
 def mff_cam_provider(model):
     "A provider of MFF-Net1 CAMs of the GT class (`wsol_nb.spol.gt_cams`) for a trained model (or its run folder)."
@@ -311,7 +312,7 @@ def _build(self:CamExplorer, method, protocol, rule, value, box_rule, alpha):
     self.w_bar = W.IntProgress(0, 0, 1, layout=W.Layout(width='260px', visibility='hidden'))
     self.w_progress = W.HTML(layout=W.Layout(width=f'{pw+cw-270}px', height='24px'))
     self.w_note = W.HTML(layout=W.Layout(width=f'{pw+cw+10}px', height='22px'))
-    self.w_legend = W.HTML(layout=W.Layout(width=f'{pw}px', height='44px'))
+    self.w_legend = W.HTML(layout=W.Layout(width=f'{pw+cw+10}px', height='44px'))
     self.w_readout = W.HTML(layout=W.Layout(width=f'{cw}px', min_height='110px'))
     self.w_msg = W.HTML(layout=W.Layout(min_height='22px'))
     for w_, cls in ((self.w_value, 'wsol-threshold'), (self.w_pos, 'wsol-index'), (self.w_image, 'wsol-image'),
@@ -320,8 +321,8 @@ def _build(self:CamExplorer, method, protocol, rule, value, box_rule, alpha):
                     (self.w_score, 'wsol-score'), (self.w_note, 'wsol-note'), (self.w_legend, 'wsol-legend'),
                     (self.w_rule, 'wsol-rule'), (self.w_box, 'wsol-box')): w_.add_class(cls)
     self.gppl_box = W.HBox([self.w_preset, self.w_lo, self.w_hi], layout=W.Layout(visibility='hidden'))
-    self.panels = W.HBox([W.VBox([self.w_image, self.w_legend]), W.VBox([self.w_curve, self.w_score, self.w_readout])],
-                         layout=W.Layout(align_items='flex-start'))
+    self.panels = W.VBox([W.HBox([self.w_image, W.VBox([self.w_curve, self.w_score, self.w_readout])],
+                                 layout=W.Layout(align_items='flex-start')), self.w_legend])
     self.widget = W.VBox([W.HTML(_STYLE),
         W.HBox([self.w_method, self.w_protocol, self.w_class, self.w_worst]),
         W.HBox([self.w_rule, self.w_value, self.w_box]), self.gppl_box,
@@ -416,8 +417,6 @@ def _failed(self:CamExplorer, key, e):
     self._sync_controls(); self._mark_stale()
 
 # %% ../nbs/13c_explorer.ipynb #2b0ef789
-_NEEDS_BACKBONE = ('CAM', 'Grad-CAM', 'Grad-CAM++', 'DDT', 'GPPL-CAM')
-
 @patch
 def _stage(self:CamExplorer, key, name, t0=None):
     "A progress callback for stage `name` of the job `key`: raises `_Superseded` when the controls ask for other maps."
@@ -436,7 +435,7 @@ def _job(self:CamExplorer, key):
         self._stage(key, 'reading the dataset')(0, 1)
         ds = default_dataset() if self._ds is None else self._ds
         self.ds = load_dataset(ds, split='test') if isinstance(ds, (str, Path)) else ds
-    if self.backbone is None and method in _NEEDS_BACKBONE:
+    if self.backbone is None and getattr(self.providers.get(method), 'needs_backbone', False):
         self._stage(key, 'loading the backbone (EfficientNet-Lite0)')(0, 1)
         self.backbone = get_backbone('efficientnet_lite0')
         for c in self.caches.values(): c.backbone = self.backbone
@@ -684,9 +683,9 @@ def _panel(self:CamExplorer, i, m, b)->np.ndarray:
 def _legend(self:CamExplorer)->str:
     v = self.view; c, m = v['cache'], v['key'][1]
     sq = lambda col: f"<span style='color:rgb{col}'>&#9632;</span>"
-    heat = '' if v['boxes'] else (" &nbsp; heatmap: blue 0 &rarr; red 1 (" +
-            ('probability' if getattr(c.providers.get(m), 'normalize', True) is False else 'min-max per image') +
-            (f"; {v['grid'][0]}x{v['grid'][1]} feature grid, upsampled" if v['grid'] else '') + ')')
+    heat = '' if v['boxes'] else (" &nbsp; heatmap 0 &rarr; 1 (" +
+            ('probability' if getattr(c.providers.get(m), 'normalize', True) is False else 'min-max') +
+            (f", {v['grid'][0]}x{v['grid'][1]} features upsampled" if v['grid'] else '') + ')')
     gt = 'all GT boxes' if c.p.all_gt else 'first GT box'
     return (f"{sq(GT_COLOR)} ground truth ({c.p.name}: {gt}) &nbsp; {sq(PRED_COLOR)} predicted ({escape(m, quote=False)})" + heat)
 

@@ -53,7 +53,8 @@ def next_run_folder(out)->Path:
         if not RunFolder(p).has_run(): return p
     raise FileExistsError(f"no free run folder next to {out}")
 
-def plan_start(out)->tuple:
+def plan_start(out, # the run folder Start would train in
+               base=None)->tuple: # the folder new runs are numbered after (default `out`): `base-2`, `base-3`, ...
     "(folder, resume, what): where Start trains given the run in `out`: new, resumed (stopped, interrupted, killed with a checkpoint) or, for a finished or failed run, a new folder next to it; never over a trained checkpoint."
     rf = RunFolder(out); st = rf.status()
     if st == 'empty': return rf.path, False, f"new run in {rf.path}"
@@ -61,7 +62,7 @@ def plan_start(out)->tuple:
     step = (rf.result() or {}).get('steps', '?')
     if st in ('stopped', 'interrupted', 'killed') and rf.ckpt.is_file():
         return rf.path, True, f"resuming the {st} run in {rf.path} from step {step}"
-    new = next_run_folder(rf.path)
+    new = next_run_folder(base or rf.path)
     return new, False, f"{rf.path} holds a {st} run (step {step}), kept as it is: new run in {new}"
 
 # %% ../nbs/13d_monitor.ipynb #dcb6eecf
@@ -124,7 +125,7 @@ class TrainingMonitor:
         return (np.stack(ims) if ims else np.zeros((0, S, S, 3), np.uint8)), gts, labels
 
     def _plan_text(self):
-        try: return plan_start(self.run_dir or self.out)[2]
+        try: return plan_start(self.run_dir or self.out, self.out)[2]
         except Exception as e: return f"{type(e).__name__}: {e}"
 
 # %% ../nbs/13d_monitor.ipynb #cc9dbba7
@@ -134,7 +135,7 @@ def start(self:TrainingMonitor):
     if self.running: return self
     fit_kw = {}
     if self.out is not None:
-        try: folder, resume, self.plan = plan_start(self.run_dir or self.out)
+        try: folder, resume, self.plan = plan_start(self.run_dir or self.out, self.out)
         except Exception as e: self._status(f"cannot start: {type(e).__name__}: {e}"); return self
         self.run_dir, fit_kw = folder, dict(out=folder, resume=resume)
     self._stop.clear(); self.error, self.result, self.running, self.tr = None, None, True, None
@@ -279,9 +280,9 @@ def predict_samples(self:TrainingMonitor)->tuple:
 
 @patch
 def _grid(self:TrainingMonitor, maps, boxes, ious)->np.ndarray:
-    "The sample tiles, each captioned with its class and (once predicted) its best IoU."
+    "The sample tiles, each captioned with (once predicted) its best IoU and its class (without a `001.`-style prefix)."
     cls = [None]*len(self.images) if self.labels is None else [self.classes[l] if l < len(self.classes) else str(l) for l in self.labels.tolist()]
-    caps = [' '.join(s for s in ((f"{c}" if c is not None else ''), ('' if ious is None else 'no GT' if not len(g) else f"IoU {ious[k]:.2f}")) if s)
+    caps = [' '.join(s for s in (('' if ious is None else 'no GT' if not len(g) else f"IoU {ious[k]:.2f}"), (c or '').split('.')[-1]) if s)
             for k, (c, g) in enumerate(zip(cls, self.gts))]
     return sample_grid(self.images, maps, boxes, self.gts, self.size, self.ncols, captions=caps)
 
