@@ -19,7 +19,7 @@ from .ddt import fit_ddt, features as ddt_features, default_tap as ddt_tap
 from .backbones import get_backbone
 from .data import load_dataset
 from .synthetic import default_dataset
-from .render import as_rgb, np_boxes, render, to_png, plot_curves, GT_COLOR, PRED_COLOR
+from .render import as_rgb, np_boxes, render, to_png, plot_curves, GT_COLOR, PRED_COLOR, duration_text
 from .scan import (boxes_for, best_ious, best_iou, RULE_RANGES, rule_values, small_maps, gt_known,
                           dataset_curves, boxacc_curves)
 from .predictors import model_input_size, psol_boxes
@@ -244,7 +244,7 @@ def coincide_note(method:str, backbone=None)->str:
 
 def eta_text(done:int, total:int, seconds:float)->str:
     "'done/total, ETA ...' from the time `seconds` the first `done` of `total` items took."
-    eta = f", ETA {max(0., seconds/done*(total-done)):.0f} s" if done and total > done else ''
+    eta = f", ETA {duration_text(seconds/done*(total-done))}" if done and total > done else ''
     return f"{done}/{total}{eta}"
 
 # %% ../nbs/13c_explorer.ipynb #fc53c764

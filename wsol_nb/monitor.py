@@ -14,7 +14,7 @@ from fastcore.basics import patch
 from .extract import normalize_maps
 from .train import Callback, RunFolder, RunBusy
 from .io import get_device
-from .render import as_rgb, np_boxes, to_png, plot_curves, sample_grid, CAPTION_PX
+from .render import as_rgb, np_boxes, to_png, plot_curves, sample_grid, CAPTION_PX, duration_text
 from .scan import boxes_for, best_ious
 from .predictors import predict_for
 
@@ -227,11 +227,6 @@ def _after_step(self:TrainingMonitor, tr, step, loss):
         else: raise StopFit()              # no trainer: leave the fit function
 
 # %% ../nbs/13d_monitor.ipynb #b95bf91c
-def _dur(s:float)->str:
-    "A duration in words: 42 s, 3 min 5 s, 2 h 10 min."
-    s = int(round(s))
-    return f"{s} s" if s < 60 else f"{s//60} min {s%60} s" if s < 3600 else f"{s//3600} h {s%3600//60} min"
-
 @patch
 def progress_text(self:TrainingMonitor)->str:
     "One line: step/total, epoch, loss, images/s, elapsed and ETA (from the last steps' pace)."
@@ -244,8 +239,8 @@ def progress_text(self:TrainingMonitor)->str:
     ims = h[-1].get('img_s') if h else None
     parts = [f"step {st[-1]}" + (f"/{total}" if total else ''), f"epoch {ep+1}" if ep is not None else None,
              f"loss {np.mean(ls):.4g}", f"{ims:.1f} img/s" if ims else (f"{sps:.2f} steps/s" if sps else None),
-             f"elapsed {_dur(time.perf_counter() - self.t0)}",
-             f"ETA {_dur((total - st[-1])/sps)}" if total and sps else None]
+             f"elapsed {duration_text(time.perf_counter() - self.t0)}",
+             f"ETA {duration_text((total - st[-1])/sps)}" if total and sps else None]
     return 'running: ' + ', '.join(p for p in parts if p)
 
 @patch

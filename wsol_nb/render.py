@@ -10,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 # %% auto #0
 __all__ = ['GT_COLOR', 'PRED_COLOR', 'CAPTION_PX', 'as_rgb', 'np_boxes', 'heatmap', 'draw_boxes', 'render', 'to_png', 'from_png',
-           'Plot', 'plot_curves', 'tile', 'sample_grid', 'caption']
+           'Plot', 'plot_curves', 'tile', 'sample_grid', 'caption', 'duration_text']
 
 # %% ../nbs/13_render.ipynb #ec93f15d
 GT_COLOR, PRED_COLOR = (230, 30, 30), (40, 230, 40)  # RGB
@@ -144,3 +144,9 @@ def caption(text:str, width:int, height:int=CAPTION_PX)->np.ndarray:
     while text and cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, s, 1)[0][0] > width - 4: text = text[:-1]
     cv2.putText(strip, text, (2, height - 6), cv2.FONT_HERSHEY_SIMPLEX, s, (30, 30, 30), 1, cv2.LINE_AA)
     return strip
+
+# %% ../nbs/13_render.ipynb #1f38d608
+def duration_text(s:float)->str:
+    "A duration as the widgets print it: 42 s, 3 min 5 s, 2 h 10 min."
+    s = int(round(max(0., s)))
+    return f"{s} s" if s < 60 else f"{s//60} min {s%60} s" if s < 3600 else f"{s//3600} h {s%3600//60} min"
