@@ -174,9 +174,9 @@ def _run(self:TrainingMonitor, fit_kw):
 @patch
 def _tick_loop(self:TrainingMonitor):
     "Redraw the status line and the loss curve every `tick` seconds while the run lasts, however long its steps take."
-    n = -1
+    n, nxt = -1, time.perf_counter() + self.tick
     while self.running:
-        time.sleep(self.tick)
+        time.sleep(max(0., nxt - time.perf_counter())); nxt = max(nxt + self.tick, time.perf_counter())   # on a schedule: a slow draw does not push the next
         if not self.running: break
         self._status(self.progress_text())
         if len(self.steps) != n: n = len(self.steps); self._draw_plot()
