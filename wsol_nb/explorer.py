@@ -313,7 +313,7 @@ def _build(self:CamExplorer, method, protocol, rule, value, box_rule, alpha):
     self.w_progress = W.HTML(layout=W.Layout(width=f'{pw+cw-270}px', height='24px'))
     self.w_note = W.HTML(layout=W.Layout(width=f'{pw+cw+10}px', height='22px'))
     self.w_legend = W.HTML(layout=W.Layout(width=f'{pw+cw+10}px', height='44px'))
-    self.w_readout = W.HTML(layout=W.Layout(width=f'{cw}px', min_height='110px'))
+    self.w_readout = W.HTML(layout=W.Layout(width=f'{cw}px', height=f'{max(ph - chh, 0) + 150}px', overflow='auto'))
     self.w_msg = W.HTML(layout=W.Layout(min_height='22px'))
     for w_, cls in ((self.w_value, 'wsol-threshold'), (self.w_pos, 'wsol-index'), (self.w_image, 'wsol-image'),
                     (self.w_curve, 'wsol-curve'), (self.w_readout, 'wsol-readout'), (self.w_method, 'wsol-method'),

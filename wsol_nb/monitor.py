@@ -88,7 +88,7 @@ class TrainingMonitor:
         self.running, self.error, self.thread, self.tr, self.result, self.status = False, None, None, None, None, ''
         self._stop, self._lock, self._last_sample = threading.Event(), threading.Lock(), 0.
         self.w_start, self.w_stop = W.Button(description='Start', icon='play'), W.Button(description='Stop', icon='stop', disabled=True)
-        self.w_status = W.HTML('not started', layout=W.Layout(width='900px'))
+        self.w_status = W.HTML('not started', layout=W.Layout(width='900px', height='48px', overflow='auto'))
         self.plot_px = (440, 300)
         gw, gh = self._grid_px()
         self.w_plot = W.Image(format='png', layout=W.Layout(width=f'{self.plot_px[0]}px', height=f'{self.plot_px[1]}px'))
