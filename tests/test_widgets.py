@@ -8,7 +8,7 @@ from wsol_nb.train import Trainer, Callback
 from wsol_nb.render import from_png, np_boxes, CAPTION_PX
 from wsol_nb.scan import boxes_for, best_iou
 from wsol_nb.explorer import (CamExplorer, MapCache, PROVIDERS, register_provider, spol_mask_provider, mff_cam_provider,
-                              psol_box_provider, coincide_note)
+                              psol_box_provider, spol_box_provider, coincide_note)
 from wsol_nb.monitor import TrainingMonitor, plan_start
 
 torch.set_num_threads(1)
@@ -139,6 +139,10 @@ def test_model_providers(ds):
     with torch.no_grad(): ref = fg_probs(seg, c.x(np.arange(2)))
     np.testing.assert_allclose(p[:2].astype(np.float32), ref.numpy(), atol=2e-3)   # probabilities, not min-max normalised
     assert np.allclose(m.max((1, 2)), 1, atol=1e-3)
+    from wsol_nb.extract import mask_boxes
+    sb = MapCache(ds, providers={'SPOL box': spol_box_provider(seg, 0.5)}).maps('SPOL box')   # SPOL's rule: no threshold to choose
+    ref = mask_boxes(torch.from_numpy(p[:2].astype(np.float32) > 0.5), 'contour')
+    assert len(sb) == 8 and all(b.shape[-1] == 4 and len(b) <= 1 for b in sb) and len(sb[0]) == len(ref[0])
     from wsol_nb.psol import build_psol
     ex = CamExplorer(ds, providers={'PSOL box': psol_box_provider(build_psol('efficientnet_lite0', None))}, background=False)
     b = ex.cache.maps('PSOL box')

@@ -22,12 +22,12 @@ from .synthetic import default_dataset
 from .render import as_rgb, np_boxes, render, to_png, plot_curves, GT_COLOR, PRED_COLOR, duration_text
 from .scan import (boxes_for, best_ious, best_iou, RULE_RANGES, rule_values, small_maps, gt_known,
                           dataset_curves, boxacc_curves)
-from .predictors import model_input_size, psol_boxes
+from .predictors import model_input_size, psol_boxes, seg_predict
 
 # %% auto #0
 __all__ = ['PROVIDERS', 'BOX_RULE_NAMES', 'image_order', 'frame_image', 'MapCache', 'cam_grid', 'cam_provider', 'gppl_provider',
-           'ddt_provider', 'mff_cam_provider', 'spol_mask_provider', 'psol_box_provider', 'register_provider',
-           'one_thread', 'coincide_note', 'eta_text', 'CamExplorer']
+           'ddt_provider', 'mff_cam_provider', 'spol_mask_provider', 'spol_box_provider', 'psol_box_provider',
+           'register_provider', 'one_thread', 'coincide_note', 'eta_text', 'CamExplorer']
 
 # %% ../nbs/13c_explorer.ipynb #99e374b2
 def image_order(labels, # class of each image (N,)
@@ -200,6 +200,21 @@ def spol_mask_provider(model):
     f.normalize = False
     return f
 
+def spol_box_provider(model, # a trained MFF-Net2 (`wsol_nb.spol`) or its run folder
+                      threshold:float|None=None): # SPOL's mask threshold; None: the model's run config (`seg_predict`)
+    "A box provider for MFF-Net2 with SPOL's test rule: the box of the largest contour of `probs > threshold` (`wsol_nb.predictors.seg_predict`); no threshold to choose in the explorer."
+    from wsol_nb.spol import load_spol_model
+    m = load_spol_model(model) if isinstance(model, (str, Path)) else model.eval()
+    pr = seg_predict(threshold)
+    def f(c):
+        dev, out = next(m.parameters()).device, []
+        for s in range(0, len(c), c.bs):
+            with torch.no_grad(): _, bl = pr(m, c.x(np.arange(s, min(s+c.bs, len(c)))).to(dev))
+            out += [np_boxes(b) for b in bl]; c.report(len(out), len(c))
+        return out
+    f.boxes = True
+    return f
+
 def psol_box_provider(model, # a trained PSOL model (`wsol_nb.psol`) or its run folder
                       size:int|None=None): # input side; None: the side it was trained at (`model_input_size`)
     "A box provider for a PSOL model: its one box per image (`psol_boxes`), in the cache's frame."
@@ -216,7 +231,7 @@ def psol_box_provider(model, # a trained PSOL model (`wsol_nb.psol`) or its run 
 
 # %% ../nbs/13c_explorer.ipynb #9c074af7
 PROVIDERS = {'CAM': cam_provider('cam'), 'Grad-CAM': cam_provider('gradcam'), 'Grad-CAM++': cam_provider('gradcam++'),
-             'DDT': ddt_provider, 'GPPL-CAM': gppl_provider, 'MFF-Net CAM': None, 'SPOL mask': None, 'PSOL box': None}
+             'DDT': ddt_provider, 'GPPL-CAM': gppl_provider, 'MFF-Net CAM': None, 'SPOL mask': None, 'SPOL box': None, 'PSOL box': None}
 
 _EXPLORERS = weakref.WeakSet()  # explorers built on `PROVIDERS`: they follow `register_provider`
 
