@@ -434,9 +434,10 @@ def _failed(self:CamExplorer, key, e):
 # %% ../nbs/13c_explorer.ipynb #2b0ef789
 @patch
 def _stage(self:CamExplorer, key, name, t0=None):
-    "A progress callback for stage `name` of the job `key`: raises `_Superseded` when the controls ask for other maps."
-    t0 = time.perf_counter() if t0 is None else t0
+    "A progress callback for stage `name` of the job `key`: raises `_Superseded` when the controls ask for other maps; silent in other threads (a cache used from code meanwhile)."
+    t0, me = time.perf_counter() if t0 is None else t0, threading.current_thread()
     def f(done, total):
+        if threading.current_thread() is not me: return
         with self._cv: want = self._want
         if want[:3] != key[:3]: raise _Superseded()
         self._show_progress(name, done, total, time.perf_counter() - t0)
@@ -460,8 +461,8 @@ def _job(self:CamExplorer, key):
                      progress=self._stage(key, f'reading the images ({proto} frame)'))
         self.caches[proto] = c
     c.on_progress = self._stage(key, f'computing {method} maps')
-    maps = c.maps(method, **dict(opts))
-    c.on_progress = None
+    try: maps = c.maps(method, **dict(opts))
+    finally: c.on_progress = None
     self._stage(key, f'scanning the dataset curve ({rule})')(0, 1)
     v = dict(key=key, cache=c, maps=maps, boxes=isinstance(maps, list), boxacc=None, grid=self._grid_of(c, method, opts))
     if v['boxes']:
