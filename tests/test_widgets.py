@@ -111,6 +111,7 @@ def test_registered_provider_and_real_cam(ds):
     try:
         ex = CamExplorer(ds, method='Grad-CAM', background=False)                       # the bundled backbone
         assert ex.state['method'] == 'Grad-CAM' and ex.cache.maps('Grad-CAM').shape == (8, 224, 224)
+        assert 'Grad-CAM = CAM' in ex.w_note.value                        # coincide by construction on a GAP+FC head: said
         ex.w_method.value = 'DDT'                                        # per-class PCA on the cache's images
         m = ex.cache.maps('DDT')
         assert ex.state['method'] == 'DDT' and m.shape == (8, 224, 224) and (m == 0).any() and (m.max((1, 2)) == 1).all()
