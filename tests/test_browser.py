@@ -1,5 +1,6 @@
 """Real-browser test of the widgets: serve tests/browser_explorer.ipynb with voila on 127.0.0.1, drive it with headless
-Debian chromium through playwright, move the threshold slider, run a short SPOL training with the monitor and stop it.
+Debian chromium through playwright: the explorer shown before its maps, the threshold slider during a method switch,
+a 30 s SPOL training watched and stopped, Start on a finished run.
 Screenshots go to test-artifacts/ (gitignored)."""
 import os, re, secrets, shutil, signal, socket, subprocess, sys, time
 from pathlib import Path
@@ -73,9 +74,12 @@ def _wait_change(page, sel, attr, old, timeout=30_000):
              if (!e) return false; const v = attr ? e.getAttribute(attr) : e.innerText; return v && v !== old; }""",
         arg=[sel, attr, old], timeout=timeout)
 
+def _shot(page, name): page.screenshot(path=str(ART/name), full_page=True)
+
 def test_explorer_and_monitor_in_browser(chromium, voila, tmp_path):
     from playwright.sync_api import sync_playwright
     url, log = voila
+    data = tmp_path/'data'
     ART.mkdir(exist_ok=True)
     t0 = time.time()
     with sync_playwright() as p:
@@ -85,11 +89,17 @@ def test_explorer_and_monitor_in_browser(chromium, voila, tmp_path):
             page = ctx.new_page()
             errors = []
             page.on('pageerror', lambda e: errors.append(str(e)))
-            page.goto(url, timeout=60_000)
-            try: page.wait_for_selector('.wsol-readout .wsol-iou', timeout=75_000)
+            page.goto(url, timeout=120_000)
+            # the explorer is on screen before its maps are ready: a progress line, no IoU yet
+            try: page.wait_for_selector('.wsol-explorer .wsol-progress-text', timeout=90_000)
             except Exception: pytest.fail(f"explorer never rendered; voila log:\n{log.read_text()[-3000:]}")
+            page.wait_for_function("() => document.querySelector('.wsol-progress-text').innerText.includes('computing CAM (slow)')",
+                                   timeout=30_000)
+            assert page.locator('.wsol-readout .wsol-iou').count() == 0
+            _shot(page, 'explorer_loading.png')
+            page.wait_for_selector('.wsol-readout .wsol-iou', timeout=90_000)
             page.wait_for_selector('img.wsol-image[src]', timeout=10_000)
-            page.screenshot(path=str(ART/'explorer_before.png'), full_page=True)
+            _shot(page, 'explorer_before.png')
             before, img0 = _text(page, '.wsol-readout'), _src(page, 'img.wsol-image')
             curve0 = _src(page, 'img.wsol-curve')
             assert 'IoU' in before and 'max_frac 0.2' in before, before
@@ -105,23 +115,58 @@ def test_explorer_and_monitor_in_browser(chromium, voila, tmp_path):
             iou0, iou1 = (re.search(r'IoU (\d\.\d+)', s).group(1) for s in (before, after))
             box0, box1 = (re.search(r'box\(es\): (.*)', s).group(1) for s in (before, after))
             assert (iou0, box0) != (iou1, box1), (before, after)   # the readout follows the threshold
-            page.screenshot(path=str(ART/'explorer_after.png'), full_page=True)
+            _shot(page, 'explorer_after.png')
 
-            # the live monitor (SPOL's MFF-Net1 via train_spol_cam): start, see its plot and sample grid update, stop it
-            plot0, grid0 = _src(page, 'img.wsol-monitor-plot'), _src(page, 'img.wsol-monitor-grid')
-            page.click('button.wsol-start')
-            _wait_change(page, 'img.wsol-monitor-plot', 'src', plot0, timeout=60_000)
-            plot1 = _src(page, 'img.wsol-monitor-plot')
-            _wait_change(page, 'img.wsol-monitor-plot', 'src', plot1, timeout=60_000)
-            page.wait_for_selector('img.wsol-monitor-grid[src]', timeout=10_000)
-            assert _src(page, 'img.wsol-monitor-grid') != grid0       # the samples' CAMs and boxes were redrawn
-            page.screenshot(path=str(ART/'monitor_running.png'), full_page=True)
-            page.click('button.wsol-stop')
-            page.wait_for_function("() => /stopped at step \\d+/.test(document.querySelector('.wsol-status').innerText)",
-                                   timeout=60_000)
-            status = _text(page, '.wsol-status')
-            assert 'checkpoint' in status and 'ckpt.pt' in status, status   # the trainer inside the function wrote its checkpoint
-            page.screenshot(path=str(ART/'monitor_stopped.png'), full_page=True)
+            # a method switch: the progress bar is shown, and meanwhile the threshold slider still changes the readout
+            page.select_option('.wsol-method select', label='Grad-CAM++ (slow)')
+            page.wait_for_function("() => document.querySelector('.wsol-progress-text').innerText.includes('computing Grad-CAM++ (slow) maps')",
+                                   timeout=10_000)
+            assert page.locator('.wsol-progress').first.is_visible()
+            r0 = _text(page, '.wsol-readout')
+            page.click('.wsol-threshold .noUi-handle')
+            for _ in range(10): page.keyboard.press('ArrowLeft')
+            page.wait_for_function("() => document.querySelector('.wsol-readout').innerText.includes('max_frac 0.5')", timeout=10_000)
+            assert 'computing Grad-CAM++' in _text(page, '.wsol-progress-text')        # still computing: the slider was not blocked
+            assert _text(page, '.wsol-readout') != r0 and 'until Grad-CAM++ (slow)' in _text(page, '.wsol-readout')
+            _shot(page, 'explorer_switching.png')
+            page.wait_for_function("() => !document.querySelector('.wsol-readout').innerText.includes('until')", timeout=90_000)
+            assert 'Grad-CAM++ (slow), max_frac 0.5' in _text(page, '.wsol-readout')
+            _shot(page, 'explorer_switched.png')
+
+            # the live monitor (SPOL's MFF-Net1 via train_spol_cam): a 30 s run redraws at least three times, then Stop
+            mon = page.locator('.wsol-monitor').nth(0)
+            page.evaluate("""() => { window.__redraws = 0;
+                const img = document.querySelectorAll('.wsol-monitor')[0].querySelector('img.wsol-monitor-plot');
+                new MutationObserver(() => window.__redraws++).observe(img, {attributes: true, attributeFilter: ['src']}); }""")
+            grid0 = mon.locator('img.wsol-monitor-grid').get_attribute('src')
+            mon.locator('button.wsol-start').click()
+            page.wait_for_function("() => /running: step \\d+/.test(document.querySelectorAll('.wsol-monitor')[0].querySelector('.wsol-status').innerText)",
+                                   timeout=90_000)
+            t_run = time.time()
+            time.sleep(30)
+            status = mon.locator('.wsol-status').inner_text()
+            assert re.search(r'step \d+/\d+, epoch \d+, loss [\d.e+-]+, [\d.]+ img/s, elapsed .*, ETA ', status), status
+            redraws = page.evaluate('() => window.__redraws')
+            assert redraws >= 3, redraws
+            assert mon.locator('img.wsol-monitor-grid').get_attribute('src') != grid0   # the samples' CAMs and boxes were redrawn
+            _shot(page, 'monitor_running.png')
+            mon.locator('button.wsol-stop').click()
+            page.wait_for_function("() => /stopped at step \\d+/.test(document.querySelectorAll('.wsol-monitor')[0].querySelector('.wsol-status').innerText)",
+                                   timeout=90_000)
+            status = mon.locator('.wsol-status').inner_text()
+            assert 'checkpoint' in status and 'ckpt.pt' in status and 'resuming the stopped run' in status, status
+            print(f"monitor: {redraws} plot redraws in {time.time() - t_run:.0f} s of run")
+            _shot(page, 'monitor_stopped.png')
+
+            # Start on a finished run: a new run folder, the trained checkpoint byte for byte as it was
+            done = page.locator('.wsol-monitor').nth(1)
+            ck = (data/'done'/'ckpt.pt').read_bytes()
+            assert 'holds a done run' in done.locator('.wsol-status').inner_text()
+            done.locator('button.wsol-start').click()
+            page.wait_for_function("() => /finished at step \\d+/.test(document.querySelectorAll('.wsol-monitor')[1].querySelector('.wsol-status').innerText)",
+                                   timeout=120_000)
+            assert (data/'done'/'ckpt.pt').read_bytes() == ck and (data/'done-2'/'ckpt.pt').exists()
+            done.scroll_into_view_if_needed(); _shot(page, 'monitor_finished_restart.png')
             assert not [e for e in errors if 'widget' in e.lower()], errors
         finally: ctx.close()
     print(f"browser part: {time.time()-t0:.1f} s")

@@ -5,11 +5,11 @@ import torch.nn as nn, torch.nn.functional as F
 from wsol_nb.synthetic import make_synthetic
 from wsol_nb.data import load_dataset
 from wsol_nb.train import Trainer, Callback
-from wsol_nb.render import from_png, np_boxes
+from wsol_nb.render import from_png, np_boxes, CAPTION_PX
 from wsol_nb.scan import boxes_for, best_iou
 from wsol_nb.explorer import (CamExplorer, MapCache, PROVIDERS, register_provider, spol_mask_provider, mff_cam_provider,
-                              psol_box_provider)
-from wsol_nb.monitor import TrainingMonitor
+                              psol_box_provider, spol_box_provider, coincide_note)
+from wsol_nb.monitor import TrainingMonitor, plan_start
 
 torch.set_num_threads(1)
 
@@ -33,8 +33,13 @@ def shifted(c):
 
 PROV = {'oracle': oracle, 'shifted': shifted, 'boxes': lambda c: [g.copy() for g in c.gts], 'MFF-Net CAM': None}
 
+def slow(c, dt=0.15):
+    "The oracle, computed batch by batch (one image per batch) at `dt` s per image, reporting its progress."
+    for k in range(len(c)): time.sleep(dt); c.report(k+1, len(c))
+    return oracle(c)
+
 def test_threshold_slider_changes_boxes_iou_and_marker(ds):
-    ex = CamExplorer(ds, providers=PROV)
+    ex = CamExplorer(ds, providers=PROV, background=False)
     ex.w_value.value = 0.14
     s0, img0, curve0 = ex.state, ex.w_image.value, ex.w_curve.value
     assert s0['iou'] > 0.8
@@ -55,7 +60,7 @@ def test_threshold_slider_changes_boxes_iou_and_marker(ds):
     assert abs(s1['iou'] - best_iou(b, ex.cache.gts[ex.order[i]], 'wsoleval')) < 1e-6
 
 def test_image_slider_dropdown_and_box_rule(ds):
-    ex = CamExplorer(ds, providers=PROV)
+    ex = CamExplorer(ds, providers=PROV, background=False)
     ex.w_pos.value = 2
     assert ex.w_pick.value == 2 and ex.state['index'] == 2
     ex.w_pick.value = 5
@@ -65,7 +70,7 @@ def test_image_slider_dropdown_and_box_rule(ds):
     assert ex.state['box_rule'] == 'contours' and ex.state['n_curves'] == n + 1
 
 def test_method_switch_rescans_curve(ds):
-    ex = CamExplorer(ds, providers=PROV)
+    ex = CamExplorer(ds, providers=PROV, background=False)
     good = max(ex.state['curve_gt_known'])
     assert ex.wait(60); good_v2 = ex.state['maxboxacc_v2']
     ex.w_method.value = 'shifted'
@@ -79,7 +84,7 @@ def test_method_switch_rescans_curve(ds):
     assert ex.state['curve_gt_known'] == [1.0, 1.0]
 
 def test_class_filter_and_worst_first(ds):
-    ex = CamExplorer(ds, providers=PROV, method='shifted')
+    ex = CamExplorer(ds, providers=PROV, method='shifted', background=False)
     ex.w_class.value = 1
     assert set(ex.cache.labels[ex.state['order']]) == {1} and len(ex.state['order']) == 4
     ex.w_class.value = -1
@@ -90,7 +95,7 @@ def test_class_filter_and_worst_first(ds):
     assert ex.state['iou'] == pytest.approx(float(ious.min()), abs=1e-6)
 
 def test_rules_and_protocol(ds):
-    ex = CamExplorer(ds, providers=PROV)
+    ex = CamExplorer(ds, providers=PROV, background=False)
     ex.w_rule.value = 'percentile'
     assert ex.w_value.max == 100 and ex.state['threshold'] == 80 and ex.state['curve_x'][-1] == 100
     ex.w_rule.value = 'otsu'
@@ -104,15 +109,19 @@ def test_rules_and_protocol(ds):
 def test_registered_provider_and_real_cam(ds):
     register_provider('half', lambda c: oracle(c, 0.5))
     try:
-        ex = CamExplorer(ds, method='Grad-CAM')                       # the bundled backbone
+        ex = CamExplorer(ds, method='Grad-CAM', background=False)                       # the bundled backbone
         assert ex.state['method'] == 'Grad-CAM' and ex.cache.maps('Grad-CAM').shape == (8, 224, 224)
+        assert 'Grad-CAM = CAM' in ex.w_note.value                        # coincide by construction on a GAP+FC head: said
         ex.w_method.value = 'DDT'                                        # per-class PCA on the cache's images
         m = ex.cache.maps('DDT')
         assert ex.state['method'] == 'DDT' and m.shape == (8, 224, 224) and (m == 0).any() and (m.max((1, 2)) == 1).all()
+        assert ex.state['grid'] == (7, 7) and len(np.unique(m[0])) > 200      # 7x7 projections upsampled smoothly, not blocks
+        img = ex.w_image.value; ex.w_grid.value = True                     # the feature grid on request
+        assert ex.w_image.value != img and '7x7 features upsampled' in ex.w_legend.value
         ex.w_method.value = 'half'
         assert ex.state['method'] == 'half'
         ex.w_method.value = 'GPPL-CAM'
-        assert ex.state['opts']['preset'] == 'spol_paper' and ex.gppl_box.layout.display is None
+        assert ex.state['opts']['preset'] == 'spol_paper' and ex.gppl_box.layout.visibility == 'visible'
         ex.w_preset.value = 'spol_official'                               # the preset's region and fg threshold
         assert (ex.state['rule'], ex.state['threshold']) == ('fixed', 0.25) and 'fg where max(CAM, G) > 0.25' in ex.w_readout.value
         assert ex.state['opts']['lo'] == 0.1 and ('GPPL-CAM', (('hi', 0.5), ('lo', 0.1), ('preset', 'spol_official'))) in ex.cache._maps
@@ -131,8 +140,12 @@ def test_model_providers(ds):
     with torch.no_grad(): ref = fg_probs(seg, c.x(np.arange(2)))
     np.testing.assert_allclose(p[:2].astype(np.float32), ref.numpy(), atol=2e-3)   # probabilities, not min-max normalised
     assert np.allclose(m.max((1, 2)), 1, atol=1e-3)
+    from wsol_nb.extract import mask_boxes
+    sb = MapCache(ds, providers={'SPOL box': spol_box_provider(seg, 0.5)}).maps('SPOL box')   # SPOL's rule: no threshold to choose
+    ref = mask_boxes(torch.from_numpy(p[:2].astype(np.float32) > 0.5), 'contour')
+    assert len(sb) == 8 and all(b.shape[-1] == 4 and len(b) <= 1 for b in sb) and len(sb[0]) == len(ref[0])
     from wsol_nb.psol import build_psol
-    ex = CamExplorer(ds, providers={'PSOL box': psol_box_provider(build_psol('efficientnet_lite0', None))})
+    ex = CamExplorer(ds, providers={'PSOL box': psol_box_provider(build_psol('efficientnet_lite0', None))}, background=False)
     b = ex.cache.maps('PSOL box')
     assert len(b) == 8 and all(x.shape == (1, 4) and (x >= 0).all() and (x <= 224).all() for x in b)
     s0 = ex.state; ex.w_value.value = 0.7                              # boxes do not depend on the threshold
@@ -143,6 +156,7 @@ class FakeTrainer:
     def __init__(self, n=100_000, dt=0.003):
         self.cbs, self.n, self.dt, self._stop, self.stopped, self.model = [], n, dt, threading.Event(), False, None
     def fit(self):
+        self._stop.clear(); self.stopped = False
         for s in range(1, self.n+1):
             if self._stop.is_set(): self.stopped = True; return
             time.sleep(self.dt)
@@ -171,7 +185,7 @@ def test_monitor_fake_trainer_updates_and_stops(ds):
     s = mon.state
     assert tr.stopped and not s['running'] and s['status'].startswith('stopped') and s['error'] is None
     assert s['steps'] == list(range(1, s['step']+1)) and s['step'] < tr.n
-    assert from_png(mon.w_grid.value).shape == (64+4, 3*(64+2)+2, 3)
+    assert from_png(mon.w_grid.value).shape == (64+CAPTION_PX+4, 3*(64+2)+2, 3)
 
 def test_monitor_real_trainer(ds, tmp_path):
     class Net(nn.Module):
@@ -207,14 +221,14 @@ def test_monitor_reports_errors(ds):
 def test_default_explorer(tmp_path, monkeypatch):
     "CamExplorer() with no arguments: the embedded synthetic test split and the bundled EfficientNet-Lite0, CAM."
     monkeypatch.setenv('WSOL_DATA', str(tmp_path))
-    ex = CamExplorer()
+    ex = CamExplorer(background=False)
     s = ex.state
     assert s['method'] == 'CAM' and len(ex.cache) == 100 and ex.backbone.name == 'efficientnet_lite0'
     assert ex.cache.maps('CAM').shape == (100, 224, 224) and 0 <= s['iou'] <= 1 and len(s['curve_x']) == 41
     assert ex.wait(60) and 0 <= ex.state['maxboxacc_v2'] <= 100
 
 def test_initial_rule_percentile(ds):
-    ex = CamExplorer(ds, providers=PROV, rule='percentile', value=90, box_rule='contour')
+    ex = CamExplorer(ds, providers=PROV, rule='percentile', value=90, box_rule='contour', background=False)
     s = ex.state
     assert (s['rule'], s['threshold'], s['box_rule'], ex.w_value.max) == ('percentile', 90, 'contour', 100)
     np.testing.assert_allclose(np_boxes(s['boxes']), boxes_for(ex.current_map(), 'percentile', 90, 'contour'))
@@ -293,7 +307,7 @@ def test_monitor_spol_seg(spol_runs):
     from wsol_nb.extract import mask_boxes
     for m, b in zip(p, boxes): np.testing.assert_allclose(b, mask_boxes(torch.from_numpy(m[None] > thr), 'contour')[0].numpy())
     g = from_png(m2.w_grid.value)
-    assert g.shape == (64+4, 4*(64+2)+2, 3) and g.std() > 10
+    assert g.shape == (64+CAPTION_PX+4, 4*(64+2)+2, 3) and g.std() > 10
 
 def test_psol_box_provider_uses_training_size(ds):
     from wsol_nb.psol import build_psol, psol_protocol
@@ -310,8 +324,8 @@ def test_psol_box_provider_uses_training_size(ds):
     assert set(seen) == {(128, 128)}
 
 def test_register_provider_reaches_open_explorers(ds):
-    ex = CamExplorer(ds, method='CAM')                                 # built on PROVIDERS
-    own = CamExplorer(ds, providers=PROV)
+    ex = CamExplorer(ds, method='CAM', background=False)                                 # built on PROVIDERS
+    own = CamExplorer(ds, providers=PROV, background=False)
     try:
         register_provider('later', oracle)
         assert 'later' in [v for _, v in ex.w_method.options] and 'later' not in own.providers
@@ -327,3 +341,92 @@ def test_register_provider_reaches_open_explorers(ds):
         register_provider('later', None)
         assert ex.state['method'] == 'CAM' and ('later (unavailable)', 'later') in ex.w_method.options
     finally: PROVIDERS.pop('later', None); ex.wait(60); own.wait(60)
+
+# -- the explorer computes off the kernel's thread ------------------------------------------------------------------------
+def test_explorer_appears_at_once_then_fills_in(ds):
+    t = time.perf_counter()
+    ex = CamExplorer(ds, providers={'slow': slow, 'oracle': oracle})
+    assert time.perf_counter() - t < 1.0                                  # shown before any map exists
+    s = ex.state
+    assert s['method'] is None and s['stale'] and s['wanted'] == 'slow' and ex.w_bar.layout.visibility == 'visible'
+    _wait(lambda: '/8, ETA' in ex.w_progress.value, 30)                    # done/total with an ETA inside the widget
+    assert ex.wait(60) and ex.state['method'] == 'slow' and not ex.state['stale'] and ex.w_bar.layout.visibility == 'hidden'
+
+def test_method_switch_in_background_keeps_controls_and_image(ds):
+    ex = CamExplorer(ds, providers={'oracle': oracle, 'slow': lambda c: slow(c, 0.5), 'shifted': shifted})
+    assert ex.wait(60)
+    ex.w_pos.value = 5; i5 = ex.state['index']
+    n = ex.state['n_progress']; t = time.perf_counter()
+    ex.w_method.value = 'slow'
+    assert time.perf_counter() - t < 0.2 and ex.state['n_progress'] > n   # first progress at once
+    s = ex.state
+    assert s['stale'] and s['method'] == 'oracle' and s['wanted'] == 'slow' and 'wsol-stale' in ex.panels._dom_classes
+    r0 = ex.w_readout.value; ex.w_value.value = 0.7                        # the threshold still works on what is shown
+    assert ex.w_readout.value != r0 and 'until slow' in ex.w_readout.value and ex.state['threshold'] == 0.7
+    ex.w_pos.value = 4; ex.w_pos.value = 5                                # so does the image slider
+    assert ex.wait(60)
+    s = ex.state
+    assert s['method'] == 'slow' and not s['stale'] and s['index'] == i5 and 'wsol-stale' not in ex.panels._dom_classes
+    ex.w_protocol.value = 'psol'; assert ex.wait(60)                       # protocol and rule changes keep the image too
+    ex.w_rule.value = 'percentile'; assert ex.wait(60)
+    assert ex.state['index'] == i5 and ex.state['protocol'] == 'psol'
+
+def test_newer_request_cancels_older(ds):
+    ex = CamExplorer(ds, providers={'oracle': oracle, 'slow': lambda c: slow(c, 0.3), 'shifted': shifted})
+    assert ex.wait(60)
+    ex.w_method.value = 'slow'
+    _wait(lambda: ex.state['progress'][0] >= 1, 30)
+    ex.w_method.value = 'shifted'                                          # slow is dropped at its next batch
+    assert ex.wait(60) and ex.state['method'] == 'shifted' and ('slow', ()) not in ex.cache._maps
+
+def test_panels_at_display_size_legend_and_score(ds):
+    ex = CamExplorer(ds, providers=PROV, zoom=1.5, background=False)
+    assert from_png(ex.w_image.value).shape == (336, 336, 3) and ex.w_image.layout.width == '336px'
+    assert from_png(ex.w_curve.value).shape[:2] == (300, 440) and ex.w_curve.layout.width == '440px'
+    assert 'ground truth (wsoleval' in ex.w_legend.value and 'predicted (oracle)' in ex.w_legend.value
+    assert 'GT-known@0.5 (wsoleval)' in ex.w_readout.value or 'wsoleval' in ex.w_readout.value
+    ex.w_method.value = 'boxes'
+    s = ex.state
+    assert s['score'] == pytest.approx(1.0) and ex.w_curve.layout.display == 'none' and '100.0%' in ex.w_score.value
+    assert s['disabled'] == dict(rule=True, value=True, box=True, grid=True) and 'no threshold' in ex.w_readout.value
+    ex.w_method.value = 'oracle'
+    assert not any(ex.state['disabled'].values()) and ex.w_curve.layout.display is None
+
+def test_gradcam_note():
+    from wsol_nb.backbones import get_backbone
+    bb = get_backbone('efficientnet_lite0', None)
+    assert 'Grad-CAM = CAM' in coincide_note('Grad-CAM', bb) and coincide_note('CAM', bb) == coincide_note('Grad-CAM++', bb) == ''
+
+# -- the monitor: live status, restart, never over a trained checkpoint -------------------------------------------------------
+def test_monitor_status_line_and_ticks_during_slow_steps(ds):
+    tr = FakeTrainer(n=100_000, dt=0.35)
+    tr.total, tr.epoch = 1000, 0
+    mon = TrainingMonitor(tr, samples=ds, predict=lambda t, x: torch.rand(len(x), 7, 7), n=2, size=48, tick=0.1)
+    mon.start()
+    _wait(lambda: mon.state['step'] >= 2, 30)
+    r = mon.state['n_redraws']; time.sleep(1.5)
+    assert mon.state['n_redraws'] >= r + 3                                 # redrawn between steps, however slow they are
+    st = mon.status
+    assert st.startswith('running: step ') and '/1000' in st and 'epoch 1' in st and 'loss' in st and 'ETA' in st, st
+    mon.stop(); assert mon.wait(10)
+    mon.start(); _wait(lambda: mon.state['step'] >= 1, 30)
+    assert mon.state['steps'][0] == 1                                      # the loss chart restarts with each run
+    mon.stop(); assert mon.wait(10)
+
+def test_monitor_psol_start_never_overwrites(ds, tmp_path):
+    "PSOL watched with `out=`: Stop writes a checkpoint, Start resumes it; Start on the finished run makes a new folder."
+    from wsol_nb.psol import train_psol
+    root = make_synthetic(tmp_path/'syn', n_classes=2, n_train=4, n_test=2, size=64)
+    fit = lambda cbs, **run: train_psol(root, boxes='gt', weights=None, size=64, batch_size=4, max_steps=4, cbs=cbs, progress=False, **run)
+    mon = TrainingMonitor(fit, out=tmp_path/'psol', samples=load_dataset(root, 'cub', split='test'), every=1, n=2, input_size=64, size=64)
+    assert 'new run in' in mon.status
+    mon.start(); _wait(lambda: mon.state['step'] >= 1, 60); mon.stop(); assert mon.wait(60)
+    s = mon.state
+    assert s['status'].startswith('stopped') and 'resuming the stopped run' in s['status'], s['status']
+    k = s['step']; assert plan_start(tmp_path/'psol')[1]
+    mon.start(); assert mon.wait(60)                                       # resumed to the end
+    assert mon.state['steps'] == list(range(k+1, 5)) and mon.state['status'].startswith('finished at step 4')
+    ck = (tmp_path/'psol'/'ckpt.pt').read_bytes()
+    mon.start(); assert mon.wait(60)                                       # finished: a new folder, the trained one untouched
+    assert mon.state['run_dir'] == str(tmp_path/'psol-2') and (tmp_path/'psol'/'ckpt.pt').read_bytes() == ck
+    assert mon.state['tile_ious'] is not None and len(mon.state['tile_ious']) == 2

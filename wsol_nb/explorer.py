@@ -10,24 +10,24 @@ from pathlib import Path
 import numpy as np, torch, cv2
 import torch.nn.functional as F
 import ipywidgets as W
-from .boxes import PROTOCOLS, protocol_boxes, center_crop_box
+from fastcore.basics import patch
+from .boxes import PROTOCOLS, protocol_boxes, center_crop_box, get_protocol
 from .extract import THRESHOLD_RULES, threshold_maps, mask_boxes, normalize_maps
-from .cam import compute_cams
+from .cam import compute_cams, default_tap as cam_tap
 from .gppl import gppl, PRESETS as GPPL_PRESETS
-from .ddt import fit_ddt, features as ddt_features, default_tap as ddt_tap, upsample_maps
+from .ddt import fit_ddt, features as ddt_features, default_tap as ddt_tap
 from .backbones import get_backbone
 from .data import load_dataset
 from .synthetic import default_dataset
-from .render import as_rgb, np_boxes, render, to_png, plot_curves
-from .boxes import get_protocol
+from .render import as_rgb, np_boxes, render, to_png, plot_curves, GT_COLOR, PRED_COLOR, duration_text
 from .scan import (boxes_for, best_ious, best_iou, RULE_RANGES, rule_values, small_maps, gt_known,
                           dataset_curves, boxacc_curves)
-from .predictors import model_input_size, psol_boxes
+from .predictors import model_input_size, psol_boxes, seg_predict
 
 # %% auto #0
-__all__ = ['PROVIDERS', 'BOX_RULE_NAMES', 'image_order', 'frame_image', 'MapCache', 'cam_provider', 'gppl_provider',
-           'ddt_provider', 'mff_cam_provider', 'spol_mask_provider', 'psol_box_provider', 'register_provider',
-           'one_thread', 'CamExplorer']
+__all__ = ['PROVIDERS', 'BOX_RULE_NAMES', 'image_order', 'frame_image', 'MapCache', 'cam_grid', 'cam_provider', 'gppl_provider',
+           'ddt_provider', 'mff_cam_provider', 'spol_mask_provider', 'spol_box_provider', 'psol_box_provider',
+           'register_provider', 'one_thread', 'coincide_note', 'eta_text', 'CamExplorer']
 
 # %% ../nbs/13c_explorer.ipynb #99e374b2
 def image_order(labels, # class of each image (N,)
@@ -62,13 +62,16 @@ class MapCache:
                  dtype=np.float16, # storage type of the maps
                  curve_size:int=56, # side of the downsampled maps the dataset curve scans
                  target='auto', # CAM target: 'gt', 'top1' or 'auto' (gt when the classifier has the dataset's classes)
-                 boxacc_interval:float=0.025): # threshold step of the BoxAcc curves
+                 boxacc_interval:float=0.025, # threshold step of the BoxAcc curves
+                 progress=None): # progress(done, total) while the images are read; also `on_progress`, reported by providers
+        self.on_progress = progress
         self.ds, self.backbone, self.p, self.bs, self.dtype, self.curve_size = ds, backbone, get_protocol(protocol), bs, dtype, curve_size
         self.boxacc_interval = boxacc_interval
         self.providers = dict(PROVIDERS if providers is None else providers)
         self.classes = list(getattr(ds, 'classes', []))
         ims, gts, labels, ids, index, self.skipped = [], [], [], [], [], []
         for i in range(len(ds)):
+            if progress is not None and i % 8 == 0: progress(i, len(ds))
             it = ds[i]
             if it is None: self.skipped.append(i); continue
             im = as_rgb(it['image']); h, w = im.shape[:2]
@@ -78,7 +81,11 @@ class MapCache:
         if not ims: raise ValueError(f"MapCache: no readable image in the dataset ({len(ds)} items)")
         self.images, self.gts, self.labels, self.ids, self.index = np.stack(ims), gts, np.array(labels), ids, np.array(index)
         if not self.classes: self.classes = [str(c) for c in range(self.labels.max()+1)]
-        self.target, self._maps, self._small, self._boxacc = target, {}, {}, {}
+        self.target, self._maps, self._small, self._boxacc, self.grids = target, {}, {}, {}, {}
+
+    def report(self, done:int, total:int):
+        "Tell `on_progress` (the explorer's progress bar) how far a provider is; it may raise to cancel the computation."
+        if self.on_progress is not None: self.on_progress(done, total)
 
     def __len__(self): return len(self.images)
     @property
@@ -101,6 +108,7 @@ class MapCache:
             ix = np.arange(s, min(s+self.bs, len(self)))
             r = f(self.x(ix), torch.from_numpy(self.labels[ix]))
             out.append(torch.as_tensor(r[0] if isinstance(r, tuple) else r).detach().float().cpu())
+            self.report(ix[-1]+1, len(self))
         return torch.cat(out)
 
     def available(self, method)->bool: return self.providers.get(method) is not None
@@ -127,7 +135,9 @@ class MapCache:
             if method not in self.providers: raise KeyError(f"unknown method {method!r}; known: {', '.join(self.providers)}")
             f = self.providers[method]
             if f is None: raise ValueError(f"method {method!r} has no provider yet (register one with `register_provider`)")
-            self._maps[key] = self._finish(method, f(self, **opts), getattr(f, 'normalize', True))
+            r = f(self, **opts)
+            if not isinstance(r, (list, tuple)): self.grids[key] = tuple(np.shape(r)[-2:])   # the map's own resolution
+            self._maps[key] = self._finish(method, r, getattr(f, 'normalize', True))
         return self._maps[key]
 
     def boxacc(self, method:str, **opts)->dict:
@@ -143,27 +153,37 @@ class MapCache:
         return self._small[key]
 
 # %% ../nbs/13c_explorer.ipynb #8707b640
+def cam_grid(c:MapCache, method:str='cam')->tuple:
+    "(h,w) of the feature map behind a CAM-family map of `method` on the cache's frame (7x7 at 224 px for a stride of 32)."
+    s = c.backbone.tap_stride(cam_tap(c.backbone, method))
+    return tuple(-(-v // s) for v in c.frame[::-1])
+
 def cam_provider(method:str='cam'):
     "A provider running `wsol_nb.cam.compute_cams` with `method` ('cam', 'gradcam', 'gradcam++') on the cache's images."
     def f(c:MapCache):
         if c.backbone is None: raise ValueError(f"{method} maps need a backbone (MapCache(..., backbone=get_backbone()))")
         return c.run(lambda x, y: compute_cams(c.backbone, x, target=c.cam_target(y), method=method, labels=y)[0])
+    f.grid, f.needs_backbone = (lambda c: cam_grid(c, method)), True
     return f
 
 def gppl_provider(c:MapCache, preset:str='spol_paper', **kw):
     "GPPL-enhanced CAM: max(CAM, Gaussian prior) of `wsol_nb.gppl` on the cached CAM maps."
     cam = torch.from_numpy(c.maps('CAM').astype(np.float32))
     return gppl(cam, preset, **kw).combined
+gppl_provider.grid, gppl_provider.needs_backbone = cam_grid, True
 
 def ddt_provider(c:MapCache, sign:str='smaller', tap:str|None=None, per_class:bool=True):
-    "DDT maps: one PCA per class (as PSOL generates its pseudo boxes) over the cache's images; the positive part, so that DDT's own rule (projection > 0) is `max_frac` > 0."
+    "DDT maps at the feature grid's resolution (the cache upsamples them smoothly): one PCA per class (as PSOL generates its pseudo boxes) over the cache's images; the positive part, so that DDT's own rule (projection > 0) is `max_frac` > 0."
     if c.backbone is None: raise ValueError("DDT maps need a backbone (MapCache(..., backbone=get_backbone()))")
-    tap = tap or ddt_tap(c.backbone)
-    f = torch.cat([ddt_features(c.backbone, c.x(np.arange(s, min(s+c.bs, len(c)))), tap).float().cpu() for s in range(0, len(c), c.bs)])
+    tap, fs = tap or ddt_tap(c.backbone), []
+    for s in range(0, len(c), c.bs):
+        fs.append(ddt_features(c.backbone, c.x(np.arange(s, min(s+c.bs, len(c)))), tap).float().cpu()); c.report(s + len(fs[-1]), len(c))
+    f = torch.cat(fs)
     maps = torch.zeros(len(c), *f.shape[-2:])
     for g in ([np.flatnonzero(c.labels == k) for k in np.unique(c.labels)] if per_class else [np.arange(len(c))]):
         maps[g] = fit_ddt(f[g], sign, [c.ids[i] for i in g]).project(f[g]).cpu()
-    return upsample_maps(maps.clamp(min=0), c.frame[::-1], 'nearest')
+    return maps.clamp(min=0)
+ddt_provider.needs_backbone = True
 
 def mff_cam_provider(model):
     "A provider of MFF-Net1 CAMs of the GT class (`wsol_nb.spol.gt_cams`) for a trained model (or its run folder)."
@@ -180,6 +200,21 @@ def spol_mask_provider(model):
     f.normalize = False
     return f
 
+def spol_box_provider(model, # a trained MFF-Net2 (`wsol_nb.spol`) or its run folder
+                      threshold:float|None=None): # SPOL's mask threshold; None: the model's run config (`seg_predict`)
+    "A box provider for MFF-Net2 with SPOL's test rule: the box of the largest contour of `probs > threshold` (`wsol_nb.predictors.seg_predict`); no threshold to choose in the explorer."
+    from wsol_nb.spol import load_spol_model
+    m = load_spol_model(model) if isinstance(model, (str, Path)) else model.eval()
+    pr = seg_predict(threshold)
+    def f(c):
+        dev, out = next(m.parameters()).device, []
+        for s in range(0, len(c), c.bs):
+            with torch.no_grad(): _, bl = pr(m, c.x(np.arange(s, min(s+c.bs, len(c)))).to(dev))
+            out += [np_boxes(b) for b in bl]; c.report(len(out), len(c))
+        return out
+    f.boxes = True
+    return f
+
 def psol_box_provider(model, # a trained PSOL model (`wsol_nb.psol`) or its run folder
                       size:int|None=None): # input side; None: the side it was trained at (`model_input_size`)
     "A box provider for a PSOL model: its one box per image (`psol_boxes`), in the cache's frame."
@@ -189,13 +224,14 @@ def psol_box_provider(model, # a trained PSOL model (`wsol_nb.psol`) or its run 
         dev, out = next(m.parameters()).device, []
         for s in range(0, len(c), c.bs):
             out += [b[None] for b in psol_boxes(m, c.x(np.arange(s, min(s+c.bs, len(c)))).to(dev), size).cpu().numpy()]
+            c.report(len(out), len(c))
         return out
-    f.size = size or model_input_size(m)
+    f.size, f.boxes = size or model_input_size(m), True
     return f
 
 # %% ../nbs/13c_explorer.ipynb #9c074af7
 PROVIDERS = {'CAM': cam_provider('cam'), 'Grad-CAM': cam_provider('gradcam'), 'Grad-CAM++': cam_provider('gradcam++'),
-             'DDT': ddt_provider, 'GPPL-CAM': gppl_provider, 'MFF-Net CAM': None, 'SPOL mask': None, 'PSOL box': None}
+             'DDT': ddt_provider, 'GPPL-CAM': gppl_provider, 'MFF-Net CAM': None, 'SPOL mask': None, 'SPOL box': None, 'PSOL box': None}
 
 _EXPLORERS = weakref.WeakSet()  # explorers built on `PROVIDERS`: they follow `register_provider`
 
@@ -214,323 +250,525 @@ class one_thread:
     def __enter__(self): self.n = torch.get_num_threads(); torch.set_num_threads(1)
     def __exit__(self, *a): torch.set_num_threads(self.n)
 
-# %% ../nbs/13c_explorer.ipynb #bde09a11
+def coincide_note(method:str, backbone=None)->str:
+    "One line when `method` equals another method by construction on `backbone` (Grad-CAM = CAM on a GAP+FC head), else ''."
+    if method == 'Grad-CAM' and backbone is not None and getattr(backbone, 'cam_tap', None) and cam_tap(backbone, 'gradcam') == backbone.cam_tap:
+        return ("Grad-CAM = CAM here: on a GAP+FC head the gradient of a class score with respect to each feature map is "
+                "its FC weight / (h w) at every position, so after normalisation the two maps are the same.")
+    return ''
+
+def eta_text(done:int, total:int, seconds:float)->str:
+    "'done/total, ETA ...' from the time `seconds` the first `done` of `total` items took."
+    eta = f", ETA {duration_text(seconds/done*(total-done))}" if done and total > done else ''
+    return f"{done}/{total}{eta}"
+
+# %% ../nbs/13c_explorer.ipynb #fc53c764
+_STYLE = """<style>.wsol-stale img, img.wsol-stale {opacity: .4; filter: grayscale(70%)}
+.wsol-score {font-size: 15px} .wsol-score b {font-size: 34px}</style>"""
+
+class _Superseded(Exception):
+    "Raised inside a provider (through `MapCache.report`) when the explorer no longer wants its maps."
+
 class CamExplorer:
-    "Explore maps -> threshold -> boxes on a dataset: one image at full resolution and the accuracy curve of the whole set."
+    "Explore maps -> threshold -> boxes on a dataset: one image at the size it is shown and the accuracy curve of the whole set; maps are computed off the kernel's thread."
     def __init__(self, ds=None, # a `WSOLDataset`, a dataset root (CUB layout), or None: the embedded synthetic test split
-                 backbone=None, # classifier for CAM methods; None: the bundled EfficientNet-Lite0
+                 backbone=None, # classifier for CAM methods; None: the bundled EfficientNet-Lite0 (loaded in the background)
                  method:str='CAM', protocol:str='wsoleval', rule:str='max_frac', value:float=0.2, box_rule:str='component',
                  providers:dict|None=None, # method -> provider (default `PROVIDERS`)
                  alpha:float=0.5, # heatmap weight
                  curve_n:int=41, # threshold values on the dataset curve
                  curve_size:int=56, # working resolution of the curve scan
                  zoom:float=1.5, # display size of the image panel relative to the frame
-                 bs:int=16):
-        if ds is None: ds = default_dataset()
-        if isinstance(ds, (str, Path)): ds = load_dataset(ds, split='test')
+                 bs:int=16,
+                 background:bool=True): # compute in a background thread (False: every change waits for its maps)
         self.providers = dict(PROVIDERS if providers is None else providers)
         if not any(f is not None for f in self.providers.values()): raise ValueError("CamExplorer: no available method in `providers`")
         if self.providers.get(method) is None: method = next(k for k, f in self.providers.items() if f is not None)
-        if backbone is None and any(self.providers.get(k) is not None for k in ('CAM', 'Grad-CAM', 'Grad-CAM++', 'DDT', 'GPPL-CAM')):
-            backbone = get_backbone('efficientnet_lite0')
-        self.ds, self.backbone, self.bs, self.curve_n, self.curve_size = ds, backbone, bs, curve_n, curve_size
-        self.caches, self._curve, self._boxacc, self._plot, self._ious, self.order = {}, None, None, None, None, np.arange(0)
-        self._lock = threading.Lock()
-        self._busy, self.n_draws, self.n_curves, self.message = False, 0, 0, ''
-        self._build(method, protocol, rule, value, box_rule, alpha, zoom)
-        self._set_method(method, first=True)
+        self._ds, self.ds, self.backbone, self.background = ds, None, backbone, background
+        self.bs, self.curve_n, self.curve_size, self.zoom = bs, curve_n, curve_size, zoom
+        self.caches, self.view, self.order, self._sel = {}, None, np.arange(0), 0
+        self._lock, self._quiet, self._cv = threading.RLock(), threading.local(), threading.Condition()
+        self._want, self._done, self._worker, self._progress, self._ious, self._boxes, self._iou = None, None, None, (0, 0, ''), None, None, None
+        self.n_draws, self.n_curves, self.n_progress, self.message = 0, 0, 0, ''
+        self._build(method, protocol, rule, value, box_rule, alpha)
+        self.request()
         if providers is None: _EXPLORERS.add(self)
 
-    # -- controls ------------------------------------------------------------------------------------------------------
-    def _build(self, method, protocol, rule, value, box_rule, alpha, zoom):
-        c = self.cache_for(protocol)
-        lay = W.Layout(width='260px'); st = {'description_width': '70px'}
-        self.w_method = W.Dropdown(options=self._method_options(), value=method, description='method', layout=lay, style=st)
-        self.w_protocol = W.Dropdown(options=list(PROTOCOLS), value=c.p.name, description='protocol', layout=lay, style=st)
-        self.w_class = W.Dropdown(options=[('all classes', -1)] + [(n, i) for i, n in enumerate(c.classes)], value=-1,
-                                  description='class', layout=lay, style=st)
-        self.w_worst = W.Checkbox(value=False, description='worst IoU first', indent=False)
-        self.w_pos = W.IntSlider(0, 0, max(len(c)-1, 0), description='image', continuous_update=True, layout=W.Layout(width='360px'), style=st)
-        self.w_pick = W.Dropdown(options=[], description='id', layout=W.Layout(width='360px'), style=st)
-        self.w_rule = W.Dropdown(options=list(THRESHOLD_RULES), value=rule, description='threshold', layout=lay, style=st)
-        r = RULE_RANGES.get(rule) or (0., 1., 0.01)
-        self.w_value = W.FloatSlider(value=value, min=r[0], max=r[1], step=r[2], description='value', continuous_update=True,
-                                     readout_format='.2f', disabled=rule == 'otsu', layout=W.Layout(width='360px'), style=st)
-        self.w_box = W.Dropdown(options=list(BOX_RULE_NAMES.items()), value=box_rule, description='box rule', layout=lay, style=st)
-        self.w_alpha = W.FloatSlider(value=alpha, min=0, max=1, step=0.05, description='overlay', layout=W.Layout(width='360px'), style=st)
-        self.w_preset = W.Dropdown(options=list(GPPL_PRESETS), value='spol_paper', description='GPPL', layout=lay, style=st)
-        self.w_lo = W.FloatSlider(value=GPPL_PRESETS['spol_paper'].lo, min=0, max=1, step=0.05, description='region lo', continuous_update=False, style=st)
-        self.w_hi = W.FloatSlider(value=GPPL_PRESETS['spol_paper'].hi, min=0, max=1, step=0.05, description='region hi', continuous_update=False, style=st)
-        fw, fh = int(c.frame[0]*zoom), int(c.frame[1]*zoom)
-        self.w_image = W.Image(format='png', layout=W.Layout(width=f'{fw}px', height=f'{fh}px', object_fit='contain'))
-        self.w_curve = W.Image(format='png')
-        self.w_readout, self.w_msg = W.HTML(), W.HTML()
-        for w_, cls in ((self.w_value, 'wsol-threshold'), (self.w_pos, 'wsol-index'), (self.w_image, 'wsol-image'),
-                        (self.w_curve, 'wsol-curve'), (self.w_readout, 'wsol-readout'), (self.w_method, 'wsol-method'),
-                        (self.w_msg, 'wsol-message')): w_.add_class(cls)
-        self.gppl_box = W.HBox([self.w_preset, self.w_lo, self.w_hi])
-        self.widget = W.VBox([
-            W.HBox([self.w_method, self.w_protocol, self.w_class, self.w_worst]),
-            W.HBox([self.w_rule, self.w_value, self.w_box]), self.gppl_box,
-            W.HBox([self.w_pos, self.w_pick, self.w_alpha]),
-            W.HBox([self.w_image, W.VBox([self.w_curve, self.w_readout])], layout=W.Layout(align_items='flex-start')), self.w_msg])
-        self.widget.add_class('wsol-explorer')
-        obs = lambda f: (lambda ch: f() if not self._busy else None)
-        self.w_value.observe(obs(self._on_value), 'value'); self.w_alpha.observe(obs(self._draw), 'value')
-        for w_ in (self.w_rule, self.w_box): w_.observe(obs(self._on_rules), 'value')
-        self.w_method.observe(lambda ch: self._set_method(ch['new'], ch['old']), 'value')
-        self.w_protocol.observe(obs(self._on_protocol), 'value')
-        for w_ in (self.w_class, self.w_worst): w_.observe(obs(self._reorder), 'value')
-        self.w_pos.observe(obs(self._on_pos), 'value'); self.w_pick.observe(obs(self._on_pick), 'value')
-        self.w_preset.observe(obs(self._on_preset), 'value')
-        for w_ in (self.w_lo, self.w_hi): w_.observe(obs(self._on_gppl), 'value')
-
     def _repr_mimebundle_(self, **kw): return self.widget._repr_mimebundle_(**kw)
-
     def _method_options(self): return [(k if f is not None else f"{k} (unavailable)", k) for k, f in self.providers.items()]
 
-    def set_provider(self, name:str, # method name
-                     f=None): # provider, or None: listed but unavailable
-        "Add or replace method `name` (its cached maps are dropped) and update the method list; `register_provider` calls it."
-        self.wait()  # no BoxAcc curve of the old provider may land after the drop
-        self.providers[name] = f
-        for c in self.caches.values():
-            c.providers[name] = f
-            for d in (c._maps, c._small, c._boxacc):
-                for k in [k for k in d if k[0] == name]: del d[k]
-        self._busy = True
-        try: self.w_method.options, self.w_method.value = self._method_options(), self.method
-        finally: self._busy = False
-        if name != self.method: return
-        if f is not None: return self._set_method(name)
-        other = next((k for k, g in self.providers.items() if g is not None), None)
-        if other is None: return self._say(f"{name} is no longer available and no other method is", True)
-        self.w_method.value = other
+# %% ../nbs/13c_explorer.ipynb #240494a5
+@patch
+def _build(self:CamExplorer, method, protocol, rule, value, box_rule, alpha):
+    "The controls and panels, in a layout of fixed size: nothing moves when a method, rule or protocol changes."
+    p = get_protocol(protocol); S = p.crop or p.resize[0]
+    self.panel = (int(S*self.zoom), int(S*self.zoom)); self.curve_px = (440, 300)
+    lay = W.Layout(width='260px'); st = {'description_width': '70px'}; wide = W.Layout(width='360px')
+    self.w_method = W.Dropdown(options=self._method_options(), value=method, description='method', layout=lay, style=st)
+    self.w_protocol = W.Dropdown(options=list(PROTOCOLS), value=p.name, description='protocol', layout=lay, style=st)
+    self.w_class = W.Dropdown(options=[('all classes', -1)], value=-1, description='class', layout=lay, style=st)
+    self.w_worst = W.Checkbox(value=False, description='worst IoU first', indent=False, layout=W.Layout(width='140px'))
+    self.w_pos = W.IntSlider(0, 0, 0, description='image', continuous_update=True, layout=wide, style=st)
+    self.w_pick = W.Dropdown(options=[], description='id', layout=lay, style=st)
+    self.w_rule = W.Dropdown(options=list(THRESHOLD_RULES), value=rule, description='threshold', layout=lay, style=st)
+    r = RULE_RANGES.get(rule) or (0., 1., 0.01)
+    self.w_value = W.FloatSlider(value=value, min=r[0], max=r[1], step=r[2], description='value', continuous_update=True,
+                                 readout_format='.2f', disabled=rule == 'otsu', layout=wide, style=st)
+    self.w_box = W.Dropdown(options=list(BOX_RULE_NAMES.items()), value=box_rule, description='box rule', layout=lay, style=st)
+    self.w_alpha = W.FloatSlider(value=alpha, min=0, max=1, step=0.05, description='overlay', layout=W.Layout(width='260px'), style=st)
+    self.w_grid = W.Checkbox(value=False, description='show feature grid', indent=False, layout=W.Layout(width='140px'))
+    self.w_preset = W.Dropdown(options=list(GPPL_PRESETS), value='spol_paper', description='GPPL', layout=lay, style=st)
+    self.w_lo = W.FloatSlider(value=GPPL_PRESETS['spol_paper'].lo, min=0, max=1, step=0.05, description='region lo', continuous_update=False, style=st)
+    self.w_hi = W.FloatSlider(value=GPPL_PRESETS['spol_paper'].hi, min=0, max=1, step=0.05, description='region hi', continuous_update=False, style=st)
+    (pw, ph), (cw, chh) = self.panel, self.curve_px
+    self.w_image = W.Image(format='png', width=pw, height=ph, layout=W.Layout(width=f'{pw}px', height=f'{ph}px'))
+    self.w_curve = W.Image(format='png', width=cw, height=chh, layout=W.Layout(width=f'{cw}px', height=f'{chh}px'))
+    self.w_score = W.HTML(layout=W.Layout(width=f'{cw}px', height=f'{chh}px', display='none'))
+    self.w_bar = W.IntProgress(0, 0, 1, layout=W.Layout(width='260px', visibility='hidden'))
+    self.w_progress = W.HTML(layout=W.Layout(width=f'{pw+cw-270}px', height='24px'))
+    self.w_note = W.HTML(layout=W.Layout(width=f'{pw+cw+10}px', height='22px'))
+    self.w_legend = W.HTML(layout=W.Layout(width=f'{pw+cw+10}px', height='44px'))
+    self.w_readout = W.HTML(layout=W.Layout(width=f'{cw}px', height=f'{max(ph - chh, 0) + 150}px', overflow='auto'))
+    self.w_msg = W.HTML(layout=W.Layout(min_height='22px'))
+    for w_, cls in ((self.w_value, 'wsol-threshold'), (self.w_pos, 'wsol-index'), (self.w_image, 'wsol-image'),
+                    (self.w_curve, 'wsol-curve'), (self.w_readout, 'wsol-readout'), (self.w_method, 'wsol-method'),
+                    (self.w_msg, 'wsol-message'), (self.w_bar, 'wsol-progress'), (self.w_progress, 'wsol-progress-text'),
+                    (self.w_score, 'wsol-score'), (self.w_note, 'wsol-note'), (self.w_legend, 'wsol-legend'),
+                    (self.w_rule, 'wsol-rule'), (self.w_box, 'wsol-box')): w_.add_class(cls)
+    self.gppl_box = W.HBox([self.w_preset, self.w_lo, self.w_hi], layout=W.Layout(visibility='hidden'))
+    self.panels = W.VBox([W.HBox([self.w_image, W.VBox([self.w_curve, self.w_score, self.w_readout])],
+                                 layout=W.Layout(align_items='flex-start')), self.w_legend])
+    self.widget = W.VBox([W.HTML(_STYLE),
+        W.HBox([self.w_method, self.w_protocol, self.w_class, self.w_worst]),
+        W.HBox([self.w_rule, self.w_value, self.w_box]), self.gppl_box,
+        W.HBox([self.w_pos, self.w_pick, self.w_alpha, self.w_grid]),
+        self.w_note, W.HBox([self.w_bar, self.w_progress]), self.panels, self.w_msg])
+    self.widget.add_class('wsol-explorer')
+    self.w_image.value = to_png(np.full((ph, pw, 3), 235, np.uint8)); self.w_curve.value = to_png(np.full((chh, cw, 3), 255, np.uint8))
+    self.w_readout.value = 'loading ...'
+    obs = lambda f: (lambda ch: None if getattr(self._quiet, 'on', False) else f())
+    for w_ in (self.w_value, self.w_alpha, self.w_grid): w_.observe(obs(self._on_value), 'value')
+    for w_ in (self.w_rule, self.w_box): w_.observe(obs(self._on_rules), 'value')
+    self.w_method.observe(obs(self._on_method), 'value')
+    self.w_protocol.observe(obs(self.request), 'value')
+    for w_ in (self.w_class, self.w_worst): w_.observe(obs(self._reorder), 'value')
+    self.w_pos.observe(obs(self._on_pos), 'value'); self.w_pick.observe(obs(self._on_pick), 'value')
+    self.w_preset.observe(obs(self._on_preset), 'value')
+    for w_ in (self.w_lo, self.w_hi): w_.observe(obs(self.request), 'value')
 
-    # -- data ----------------------------------------------------------------------------------------------------------
-    def cache_for(self, protocol)->MapCache:
-        "The `MapCache` of `protocol` (built on first use)."
-        p = get_protocol(protocol).name
-        if p not in self.caches:
-            self.caches[p] = MapCache(self.ds, self.backbone, p, self.providers, self.bs, curve_size=self.curve_size)
-        return self.caches[p]
+class _quiet:
+    "Set widget values without running the explorer's observers (in this thread only)."
+    def __init__(self, ex): self.ex = ex
+    def __enter__(self): self.old = getattr(self.ex._quiet, 'on', False); self.ex._quiet.on = True
+    def __exit__(self, *a): self.ex._quiet.on = self.old
 
-    @property
-    def cache(self)->MapCache: return self.cache_for(self.w_protocol.value)
-    @property
-    def opts(self)->dict:
-        "Provider options of the current method (GPPL's preset and region)."
-        if self.method != 'GPPL-CAM': return {}
-        return dict(preset=self.w_preset.value, lo=round(self.w_lo.value, 4), hi=round(self.w_hi.value, 4))
-    @property
-    def is_boxes(self)->bool: return isinstance(self.cache.maps(self.method, **self.opts), list)
-    @property
-    def index(self)->int: return int(self.order[self.w_pos.value]) if len(self.order) else -1
+# %% ../nbs/13c_explorer.ipynb #54da833a
+@patch
+def _key(self:CamExplorer)->tuple:
+    "What the controls ask for: (protocol, method, provider options, rule, box rule)."
+    m = self.w_method.value
+    opts = (('hi', round(self.w_hi.value, 4)), ('lo', round(self.w_lo.value, 4)), ('preset', self.w_preset.value)) if m == 'GPPL-CAM' else ()
+    return (get_protocol(self.w_protocol.value).name, m, opts, self.w_rule.value, self.w_box.value)
 
-    def current_map(self, i=None):
-        "Float32 map of image position `i` (default: the shown one) for the current method, or None for box methods."
-        i = self.index if i is None else i
-        m = self.cache.maps(self.method, **self.opts)
-        return None if isinstance(m, list) else m[i].astype(np.float32)
+@patch
+def request(self:CamExplorer, force:bool=False):
+    "Ask for the view of the controls' settings: computed off the kernel's thread, the last ready view shown (marked stale) meanwhile."
+    key = self._key()
+    with self._cv:
+        if force: self._done = None
+        self._want = key
+        start = self.background and (self._worker is None or not self._worker.is_alive())
+        if start:
+            self._worker = threading.Thread(target=self._run_jobs, name='wsol-explorer', daemon=True); self._worker.start()
+        else: self._cv.notify_all()
+    self._sync_controls()
+    if self.view is None or self.view['key'] != key:
+        c, ready = self.caches.get(key[0]), False
+        if c is not None: ready = (key[1], key[2]) in c._maps
+        self._show_progress(f"computing {key[1]} maps" if not ready else f"scanning the dataset curve ({key[3]})", 0, len(c) if c else 1)
+        self._mark_stale()
+        if self.view is not None: self._draw()   # the readout says what is shown until the new view is ready
+    if not self.background and not getattr(self, '_in_job', False): self._run_jobs()
 
-    def current_boxes(self, i=None)->np.ndarray:
-        "Predicted boxes of image position `i` under the current method and rules."
-        i = self.index if i is None else i
-        m = self.cache.maps(self.method, **self.opts)
-        if isinstance(m, list): return m[i]
-        return boxes_for(m[i].astype(np.float32), self.w_rule.value, self.w_value.value, self.w_box.value)
+@patch
+def wait(self:CamExplorer, timeout:float|None=None)->bool:
+    "Wait until the view the controls ask for is shown (maps, curve and BoxAcc curves); True when nothing is left to compute."
+    t = time.perf_counter()
+    with self._cv:
+        if not self._cv.wait_for(lambda: self._worker is None or not self._worker.is_alive() and self._want == self._done, timeout): return False
+    bg = getattr(self, '_bg', None)
+    if bg is not None: bg.join(None if timeout is None else max(0., timeout - (time.perf_counter() - t)))
+    return bg is None or not bg.is_alive()
 
-    def image_ious(self)->np.ndarray:
-        "Best IoU of every image at the current settings (full resolution)."
-        c, m = self.cache, self.cache.maps(self.method, **self.opts)
-        if isinstance(m, list): return best_ious(m, c.gts, c.p)
-        bl = mask_boxes(threshold_maps(torch.from_numpy(m.astype(np.float32)), self.w_rule.value, self.w_value.value), self.w_box.value)
-        return best_ious(bl, c.gts, c.p)
+@patch
+def _run_jobs(self:CamExplorer):
+    "Compute and show wanted views until what is shown is what the controls ask for (the worker thread's loop)."
+    self._in_job = True
+    try:
+        while True:
+            with self._cv:
+                key = self._want
+                if key == getattr(self, '_done', None):
+                    if threading.current_thread() is self._worker: self._worker = None
+                    self._cv.notify_all(); return
+            try: self._job(key)
+            except _Superseded: continue
+            except Exception as e: self._failed(key, e)
+            with self._cv:
+                self._done = key
+                if self._want == key: self._show_progress('', 0, 0)
+                self._cv.notify_all()
+    finally: self._in_job = False
 
-    # -- events --------------------------------------------------------------------------------------------------------
-    def _say(self, msg, err=False):
-        self.message = msg
-        self.w_msg.value = f"<span style='color:#a00'>{escape(msg, quote=False)}</span>" if err else escape(msg, quote=False)
+@patch
+def _failed(self:CamExplorer, key, e):
+    "A computation failed: say so, and put the controls back to what is shown."
+    self._say(f"{key[1]} failed: {type(e).__name__}: {e}", True)
+    v = self.view
+    if v is None: return
+    with _quiet(self):
+        self.w_method.value, self.w_protocol.value, self.w_rule.value, self.w_box.value = v['key'][1], v['key'][0], v['key'][3], v['key'][4]
+    with self._cv: self._want = v['key']
+    self._sync_controls(); self._mark_stale()
 
-    def _revert(self, old):
-        self._busy = True
-        try: self.w_method.value = old
-        finally: self._busy = False
+# %% ../nbs/13c_explorer.ipynb #2b0ef789
+@patch
+def _stage(self:CamExplorer, key, name, t0=None):
+    "A progress callback for stage `name` of the job `key`: raises `_Superseded` when the controls ask for other maps; silent in other threads (a cache used from code meanwhile)."
+    t0, me = time.perf_counter() if t0 is None else t0, threading.current_thread()
+    def f(done, total):
+        if threading.current_thread() is not me: return
+        with self._cv: want = self._want
+        if want[:3] != key[:3]: raise _Superseded()
+        self._show_progress(name, done, total, time.perf_counter() - t0)
+    return f
 
-    def _set_method(self, method, old=None, first=False):
-        if self._busy: return
-        if not self.cache.available(method):
-            self._say(f"{method} is not available: register a provider with wsol_nb.explorer.register_provider", True)
-            return self._revert(old)
-        prev, self.method = getattr(self, 'method', None), method
-        self.gppl_box.layout.display = None if method == 'GPPL-CAM' else 'none'
-        try: self._refresh_all()
-        except Exception as e:
-            self._say(f"{method} failed: {type(e).__name__}: {e}", True)
-            if prev is None: raise
-            self.method = prev; self.gppl_box.layout.display = None if prev == 'GPPL-CAM' else 'none'
-            self._revert(prev)
+@patch
+def _job(self:CamExplorer, key):
+    "Compute the view of `key` (dataset, images, backbone, maps, curve), show it, then add the BoxAcc curves."
+    proto, method, opts, rule, box = key
+    if self.ds is None:
+        self._stage(key, 'reading the dataset')(0, 1)
+        ds = default_dataset() if self._ds is None else self._ds
+        self.ds = load_dataset(ds, split='test') if isinstance(ds, (str, Path)) else ds
+    if self.backbone is None and getattr(self.providers.get(method), 'needs_backbone', False):
+        self._stage(key, 'loading the backbone (EfficientNet-Lite0)')(0, 1)
+        self.backbone = get_backbone('efficientnet_lite0')
+        for c in self.caches.values(): c.backbone = self.backbone
+    c = self.caches.get(proto)
+    if c is None:
+        c = MapCache(self.ds, self.backbone, proto, self.providers, self.bs, curve_size=self.curve_size,
+                     progress=self._stage(key, f'reading the images ({proto} frame)'))
+        self.caches[proto] = c
+    c.on_progress = self._stage(key, f'computing {method} maps')
+    try: maps = c.maps(method, **dict(opts))
+    finally: c.on_progress = None
+    self._stage(key, f'scanning the dataset curve ({rule})')(0, 1)
+    v = dict(key=key, cache=c, maps=maps, boxes=isinstance(maps, list), boxacc=None, grid=self._grid_of(c, method, opts))
+    if v['boxes']:
+        acc = float(gt_known(best_ious(maps, c.gts, c.p)[None], np.array([[len(b) > 0 for b in maps]]), c.labels, c.p)[0])
+        v.update(curve=dict(x=np.array([0., 1.]), rule='boxes', gt_known=np.array([acc, acc])), score=acc, plot=None)
+    else:
+        cv = dataset_curves(c.small(method, **dict(opts)), c.gts, c.frame, c.labels, rule, rule_values(rule, self.curve_n), box, c.p)
+        v.update(curve=cv, score=float(cv['gt_known'][0]) if rule == 'otsu' else None)
+        ba = c._boxacc.get((method, opts)) if rule in ('max_frac', 'fixed') else None
+        v.update(boxacc=ba, plot=None if rule == 'otsu' else self._plot_curve(v, ba))
+    with self._cv:
+        if self._want[:3] != key[:3]: raise _Superseded()
+    self._apply(v)
+    if v['plot'] is not None and v['boxacc'] is None and rule in ('max_frac', 'fixed'): self._boxacc_later(v)
 
-    def _refresh_all(self):
-        t = time.perf_counter()
-        self._say(f"computing {self.method} maps for {len(self.cache)} images ...")
-        self.cache.maps(self.method, **self.opts)
-        self._say(f"{self.method}: maps of {len(self.cache)} images ready ({time.perf_counter()-t:.1f} s)")
-        self._update_curve(); self._reorder()
+@patch
+def _boxacc_later(self:CamExplorer, v):
+    "Add the exact BoxAcc curves to view `v` from another thread (the GT-known curve is already shown; the next maps need not wait)."
+    def run():
+        try: ba = v['cache'].boxacc(v['key'][1], **dict(v['key'][2]))
+        except Exception as e: return self._say(f"BoxAcc curves failed: {type(e).__name__}: {e}", True)
+        with self._lock:
+            if self.view is v: v['boxacc'], v['plot'] = ba, self._plot_curve(v, ba); self._draw()
+    self._bg = threading.Thread(target=run, name='wsol-boxacc', daemon=True); self._bg.start()
 
-    def _on_rules(self):
-        rule, r, v = self.w_rule.value, RULE_RANGES[self.w_rule.value], self.w_value
-        self._busy = True
-        try:
-            if rule == 'percentile' and v.max <= 1: v.max, v.step, v.value = 100., r[2], 80.
-            elif r is not None and rule != 'percentile' and v.max > 1: v.value, v.max, v.step = 0.2, r[1], r[2]
-            v.disabled = r is None
-        finally: self._busy = False
-        self._update_curve(); self._reorder()
+@patch
+def _grid_of(self:CamExplorer, c, method, opts):
+    "(h,w) of the feature grid behind `method`'s maps, None when unknown or as fine as the frame."
+    f = c.providers.get(method)
+    try: g = f.grid(c) if hasattr(f, 'grid') and c.backbone is not None else c.grids.get((method, opts))
+    except Exception: g = None
+    return None if g is None or tuple(g) == c.frame[::-1] else tuple(g)
 
-    def _on_protocol(self):
-        self._busy = True
-        try: self.w_class.options, self.w_class.value = [('all classes', -1)] + [(n, i) for i, n in enumerate(self.cache.classes)], -1
-        finally: self._busy = False
-        self._refresh_all()
+@patch
+def _apply(self:CamExplorer, v):
+    "Show view `v`: class list, image order (the studied image kept), controls, panels."
+    with self._lock:
+        old, self.view = self.view, v
+        c = v['cache']
+        if old is None or old['cache'].classes != c.classes:
+            with _quiet(self):
+                self.w_class.options = [('all classes', -1)] + [(n, i) for i, n in enumerate(c.classes)]
+                self.w_class.value = -1
+        self.n_curves += 1
+        self._sync_controls(); self._mark_stale()
+        self._reorder(keep=True)
 
-    def _on_preset(self):
-        "A GPPL preset sets its Gaussian region and its foreground threshold (rule `fixed` at `fg`)."
-        p, v = GPPL_PRESETS[self.w_preset.value], self.w_value
-        self._busy = True
-        try:
-            self.w_lo.value, self.w_hi.value = p.lo, p.hi
-            self.w_rule.value, v.disabled = 'fixed', False
-            if v.max > 1: v.value, v.max = p.fg, 1.
-            v.step, v.value = 0.01, p.fg
-        finally: self._busy = False
-        self._on_gppl()
+# %% ../nbs/13c_explorer.ipynb #46b2d84a
+@patch
+def _say(self:CamExplorer, msg, err=False):
+    self.message = msg
+    self.w_msg.value = f"<span style='color:#a00'>{escape(msg, quote=False)}</span>" if err else escape(msg, quote=False)
 
-    def _on_gppl(self):
-        if self.method == 'GPPL-CAM': self._refresh_all()
+@patch
+def _show_progress(self:CamExplorer, stage:str, done:int, total:int, seconds:float=0.):
+    "The progress bar and its line: `stage` done/total with an ETA; an empty `stage` hides them."
+    self._progress = (done, total, stage)
+    if not stage: self.w_bar.layout.visibility, self.w_progress.value = 'hidden', ''; return
+    self.w_bar.max, self.w_bar.value = max(total, 1), min(done, max(total, 1))
+    self.w_bar.layout.visibility = 'visible'
+    self.w_progress.value = f"{escape(stage, quote=False)}: {eta_text(done, total, seconds)}" if total > 1 else escape(stage + ' ...', quote=False)
+    self.n_progress += 1
 
-    def _on_value(self): self._ious = None; self._draw()
+@patch
+def _mark_stale(self:CamExplorer):
+    "Grey the panels while what they show is not what the controls ask for."
+    if self.stale: self.panels.add_class('wsol-stale')
+    else: self.panels.remove_class('wsol-stale')
 
-    def _on_pos(self):
-        self._busy = True
-        try: self.w_pick.value = self.w_pos.value
-        finally: self._busy = False
-        self._draw()
+@patch
+def _sync_controls(self:CamExplorer):
+    "Disable what does not apply: threshold and box rule for box methods, the value for Otsu, the GPPL row outside GPPL-CAM; the note."
+    m, v = self.w_method.value, self.view
+    boxes = v['boxes'] if v is not None and v['key'][1] == m else getattr(self.providers.get(m), 'boxes', False)
+    self.w_rule.disabled = self.w_box.disabled = self.w_grid.disabled = bool(boxes)
+    self.w_value.disabled = bool(boxes) or self.w_rule.value == 'otsu'
+    self.gppl_box.layout.visibility = 'visible' if m == 'GPPL-CAM' else 'hidden'
+    self.w_note.value = escape(coincide_note(m, self.backbone), quote=False)
 
-    def _on_pick(self):
-        if self.w_pick.value is None: return
-        self._busy = True
-        try: self.w_pos.value = self.w_pick.value
-        finally: self._busy = False
-        self._draw()
+@patch
+def _on_method(self:CamExplorer):
+    m = self.w_method.value
+    if self.providers.get(m) is None:
+        self._say(f"{m} is not available: register a provider with wsol_nb.explorer.register_provider", True)
+        with _quiet(self): self.w_method.value = self._want[1]
+        return
+    self._say('')
+    self.request()
 
-    def _reorder(self):
-        c = self.cache
-        keep = self.index
+@patch
+def _on_rules(self:CamExplorer):
+    rule, r, v = self.w_rule.value, RULE_RANGES[self.w_rule.value], self.w_value
+    with _quiet(self):
+        if rule == 'percentile' and v.max <= 1: v.max, v.step, v.value = 100., r[2], 80.
+        elif r is not None and rule != 'percentile' and v.max > 1: v.value, v.max, v.step = 0.2, r[1], r[2]
+    self.request(); self._draw()
+
+@patch
+def _on_preset(self:CamExplorer):
+    "A GPPL preset sets its Gaussian region and its foreground threshold (rule `fixed` at `fg`)."
+    p, v = GPPL_PRESETS[self.w_preset.value], self.w_value
+    with _quiet(self):
+        self.w_lo.value, self.w_hi.value = p.lo, p.hi
+        self.w_rule.value = 'fixed'
+        if v.max > 1: v.value, v.max = p.fg, 1.
+        v.step, v.value = 0.01, p.fg
+    self.request()
+
+@patch
+def _on_value(self:CamExplorer): self._ious = None; self._draw()
+
+@patch
+def _on_pos(self:CamExplorer):
+    with _quiet(self): self.w_pick.value = self.w_pos.value
+    self._draw()
+
+@patch
+def _on_pick(self:CamExplorer):
+    if self.w_pick.value is None: return
+    with _quiet(self): self.w_pos.value = self.w_pick.value
+    self._draw()
+
+@patch
+def _reorder(self:CamExplorer, keep:bool=False):
+    "Order the images (class filter, worst IoU first); the image studied stays selected (turning on worst-first goes to the worst)."
+    with self._lock:
+        if self.view is None: return
+        c, sel = self.cache, self._sel
         self._ious = self.image_ious() if self.w_worst.value else None
         self.order = image_order(c.labels, self.w_class.value, self._ious, self.w_worst.value)
-        self._busy = True
-        try:
+        hit = np.nonzero(self.order == sel)[0]
+        pos = int(hit[0]) if len(hit) and (keep or not self.w_worst.value) else 0
+        with _quiet(self):
             self.w_pick.options = [(f"{k}: {c.ids[i]}", k) for k, i in enumerate(self.order)]
             self.w_pos.max = max(len(self.order)-1, 0)
-            pos = int(np.nonzero(self.order == keep)[0][0]) if keep in self.order and not self.w_worst.value else 0
             self.w_pos.value = pos; self.w_pick.value = pos if len(self.order) else None
-        finally: self._busy = False
         self._draw()
 
-    def _update_curve(self):
-        c = self.cache
-        if self.is_boxes:
-            bl = c.maps(self.method, **self.opts)
-            acc = float(gt_known(best_ious(bl, c.gts, c.p)[None], np.array([[len(b) > 0 for b in bl]]), c.labels, c.p)[0])
-            self._curve, self._boxacc, self._curve_key = dict(x=np.array([0., 1.]), rule='boxes', gt_known=np.array([acc, acc])), None, None
-            self._plot = plot_curves(self._curve['x'], {'GT-known': self._curve['gt_known']}, 'threshold (not used)',
-                                     title=f"{self.method} ({c.p.name})")
-        else:
-            rule = self.w_rule.value
-            cv = dataset_curves(c.small(self.method, **self.opts), c.gts, c.frame, c.labels, rule,
-                                rule_values(rule, self.curve_n), self.w_box.value, c.p)
-            key = (c.p.name, self.method, tuple(sorted(self.opts.items())))
-            ba = c._boxacc.get(key[1:]) if rule in ('max_frac', 'fixed') else None
-            self._curve, self._curve_key = cv, key
-            self._plot_curve(cv, ba)
-            if rule in ('max_frac', 'fixed') and ba is None: self._boxacc_later(c, key)
-        self.n_curves += 1
+@patch
+def set_provider(self:CamExplorer, name:str, # method name
+                 f=None): # provider, or None: listed but unavailable
+    "Add or replace method `name` (its cached maps are dropped) and update the method list; `register_provider` calls it."
+    self.wait()  # no map of the old provider may land after the drop
+    self.providers[name] = f
+    for c in self.caches.values():
+        c.providers[name] = f
+        for d in (c._maps, c._small, c._boxacc, c.grids):
+            for k in [k for k in d if k[0] == name]: del d[k]
+    with _quiet(self): self.w_method.options, self.w_method.value = self._method_options(), self._want[1]
+    shown = self.view is not None and self.view['key'][1] == name
+    if name != self._want[1] and not shown: return
+    if f is not None: return self.request(force=True)
+    other = next((k for k, g in self.providers.items() if g is not None), None)
+    if other is None: return self._say(f"{name} is no longer available and no other method is", True)
+    self.w_method.value = other
 
-    def _plot_curve(self, cv, ba):
-        c, rule = self.cache, cv['rule']
-        ys = {f"GT-known@0.5 ({c.p.name})": cv['gt_known']}
-        if ba is not None: ys['BoxAccV2 (wsoleval)'] = (ba['x'], ba['v2'])
-        pl = plot_curves(cv['x'], ys, f"{rule} threshold" + (' (none)' if rule == 'otsu' else ''),
-                         title=f"{self.method}, {len(c)} images" + (f", MaxBoxAccV2 {ba['MaxBoxAccV2']:.1f}" if ba else ''))
-        with self._lock: self._plot, self._boxacc = pl, ba
+# %% ../nbs/13c_explorer.ipynb #64e12fd2
+@patch(as_prop=True)
+def stale(self:CamExplorer)->bool: "Whether the panels show other maps or another curve than the controls ask for."; return self.view is None or self.view['key'] != self._want
+@patch(as_prop=True)
+def method(self:CamExplorer)->str|None: "The method shown."; return self.view['key'][1] if self.view else None
+@patch(as_prop=True)
+def cache(self:CamExplorer)->MapCache: "The `MapCache` shown."; return self.view['cache'] if self.view else None
+@patch(as_prop=True)
+def opts(self:CamExplorer)->dict: "Provider options of the method shown (GPPL's preset and region)."; return dict(self.view['key'][2]) if self.view else {}
+@patch(as_prop=True)
+def is_boxes(self:CamExplorer)->bool: return bool(self.view and self.view['boxes'])
+@patch(as_prop=True)
+def index(self:CamExplorer)->int: return int(self.order[self.w_pos.value]) if len(self.order) else -1
 
-    def _boxacc_later(self, c, key):
-        "Compute the exact BoxAcc curves in a background thread (the GT-known curve is already shown); add them when ready."
-        def run():
-            try: ba = c.boxacc(key[1], **dict(key[2]))
-            except Exception as e: return self._say(f"BoxAcc curves failed: {type(e).__name__}: {e}", True)
-            if getattr(self, '_curve_key', None) != key or self._curve['rule'] not in ('max_frac', 'fixed'): return
-            self._plot_curve(self._curve, ba)
-            mx = self._marker_x()
-            with self._lock: self.w_curve.value = to_png(self._plot.mark(mx) if mx is not None else self._plot.rgb)
-        self._bg = threading.Thread(target=run, name='wsol-boxacc'); self._bg.start()  # not a daemon: exit waits (about a second)
+@patch
+def cache_for(self:CamExplorer, protocol)->MapCache:
+    "The `MapCache` of `protocol`, once built."
+    return self.caches[get_protocol(protocol).name]
 
-    def wait(self, timeout:float|None=None)->bool:
-        "Wait for background work (the BoxAcc curves); True when none is left."
-        bg = getattr(self, '_bg', None)
-        if bg is not None: bg.join(timeout)
-        return bg is None or not bg.is_alive()
+@patch
+def current_map(self:CamExplorer, i=None):
+    "Float32 map of image position `i` (default: the shown one) for the method shown, or None for box methods."
+    i = self.index if i is None else i
+    return None if self.is_boxes else self.view['maps'][i].astype(np.float32)
 
-    def _marker_x(self):
-        r = self._curve['rule'] if self._curve else None
-        return float(self.w_value.value) if r in RULE_RANGES and r != 'otsu' else None
+@patch
+def current_boxes(self:CamExplorer, i=None)->np.ndarray:
+    "Predicted boxes of image position `i` under the method shown and the current rules."
+    i = self.index if i is None else i
+    if self.is_boxes: return self.view['maps'][i]
+    return boxes_for(self.view['maps'][i].astype(np.float32), self.w_rule.value, self.w_value.value, self.w_box.value)
 
-    def _draw(self):
-        with one_thread(): self._draw1()
+@patch
+def image_ious(self:CamExplorer)->np.ndarray:
+    "Best IoU of every image at the current settings (full resolution)."
+    c, m = self.cache, self.view['maps']
+    if isinstance(m, list): return best_ious(m, c.gts, c.p)
+    bl = mask_boxes(threshold_maps(torch.from_numpy(m.astype(np.float32)), self.w_rule.value, self.w_value.value), self.w_box.value)
+    return best_ious(bl, c.gts, c.p)
 
-    def _draw1(self):
-        if not len(self.order):
-            self.w_readout.value = 'no image in this selection'; return
-        c, i = self.cache, self.index
-        m, b = self.current_map(i), self.current_boxes(i)
-        self._boxes, self._iou = b, best_iou(b, c.gts[i], c.p)
-        self.w_image.value = to_png(render(c.images[i], m, b, c.gts[i], self.w_alpha.value))
-        mx = self._marker_x()
-        with self._lock: self.w_curve.value = to_png(self._plot.mark(mx) if mx is not None else self._plot.rgb)
-        acc = self.curve_at(mx)
-        hit = c.p.passes(self._iou, 0.5)
-        cls = c.classes[c.labels[i]] if c.labels[i] < len(c.classes) else c.labels[i]
-        self.w_readout.value = (f"<b>{escape(c.ids[i], quote=False)}</b> ({escape(str(cls), quote=False)})<br>"
-            f"<span class='wsol-iou'>IoU {self._iou:.3f}</span> {'hit' if hit else 'miss'} at 0.5 ({c.p.name}); "
-            f"<span class='wsol-nbox'>{len(b)} box(es)</span>: <span class='wsol-boxes'>"
-            f"{escape(', '.join('[' + ', '.join(f'{v:.0f}' for v in bb) + ']' for bb in b[:3]), quote=False)}</span><br>"
-            f"{escape(self.method, quote=False)}, {self.w_rule.value} {self.w_value.value:g}, {self.w_box.label}" +
-            (f"; dataset GT-known at this threshold ~ {100*acc:.1f}%" if acc is not None else '') + self._gppl_note())
-        self.n_draws += 1
+@patch
+def curve_at(self:CamExplorer, x)->float|None:
+    "GT-known accuracy of the dataset curve at threshold `x` (linear interpolation), or None."
+    if self.view is None or x is None: return None
+    cv = self.view['curve']; return float(np.interp(x, cv['x'], cv['gt_known']))
 
-    def _gppl_note(self):
-        if self.method != 'GPPL-CAM': return ''
-        p = GPPL_PRESETS[self.w_preset.value]
-        return (f"<br>GPPL {p.name}: Gaussian fitted where {self.w_lo.value:g} <= CAM <= {self.w_hi.value:g}; "
-                f"pseudo label fg where max(CAM, G) > {p.fg:g}, bg where {p.bg_on} < {p.bg:g}")
+@patch
+def _marker_x(self:CamExplorer):
+    "Threshold value marked on the curve: only when the curve shown is the current rule's."
+    v = self.view
+    if v is None or v['plot'] is None or v['curve']['rule'] != self.w_rule.value: return None
+    return float(self.w_value.value)
 
-    def curve_at(self, x)->float|None:
-        "GT-known accuracy of the dataset curve at threshold `x` (linear interpolation), or None."
-        if self._curve is None or x is None: return None
-        return float(np.interp(x, self._curve['x'], self._curve['gt_known']))
+# %% ../nbs/13c_explorer.ipynb #bde09a11
+@patch
+def _plot_curve(self:CamExplorer, v, ba):
+    "The dataset curve of view `v` at the panel's pixel size; the legend names the protocol of each curve."
+    c, cv, (w, h) = v['cache'], v['curve'], self.curve_px
+    ys = {f"GT-known@0.5 ({c.p.name})": cv['gt_known']}
+    if ba is not None: ys['BoxAccV2 (wsoleval)'] = (ba['x'], ba['v2'])
+    return plot_curves(cv['x'], ys, f"{cv['rule']} threshold", title=f"{v['key'][1]}, {len(c)} images" +
+                       (f", MaxBoxAccV2 {ba['MaxBoxAccV2']:.1f}" if ba else ''), size=(w, h))
 
-    @property
-    def state(self)->dict:
-        "What the explorer shows now."
-        c, i = self.cache, self.index
-        mx = self._marker_x()
+@patch
+def _panel(self:CamExplorer, i, m, b)->np.ndarray:
+    "Image `i` drawn at the panel's size: smooth heatmap of `m`, boxes `b` and GT scaled, and the feature grid when asked."
+    c, (pw, ph) = self.cache, self.panel
+    s = np.array([pw/c.frame[0], ph/c.frame[1]]*2, np.float32)
+    im = cv2.resize(c.images[i], (pw, ph), interpolation=cv2.INTER_CUBIC)
+    out = render(im, m, np_boxes(b)*s, c.gts[i]*s, self.w_alpha.value)
+    g = self.view['grid']
+    if self.w_grid.value and g is not None:
+        for k in range(1, g[0]): out[int(round(k*ph/g[0]))] = (255, 255, 255)
+        for k in range(1, g[1]): out[:, int(round(k*pw/g[1]))] = (255, 255, 255)
+    return out
+
+@patch
+def _legend(self:CamExplorer)->str:
+    v = self.view; c, m = v['cache'], v['key'][1]
+    sq = lambda col: f"<span style='color:rgb{col}'>&#9632;</span>"
+    heat = '' if v['boxes'] else (" &nbsp; heatmap 0 &rarr; 1 (" +
+            ('probability' if getattr(c.providers.get(m), 'normalize', True) is False else 'min-max') +
+            (f", {v['grid'][0]}x{v['grid'][1]} features upsampled" if v['grid'] else '') + ')')
+    gt = 'all GT boxes' if c.p.all_gt else 'first GT box'
+    return (f"{sq(GT_COLOR)} ground truth ({c.p.name}: {gt}) &nbsp; {sq(PRED_COLOR)} predicted ({escape(m, quote=False)})" + heat)
+
+@patch
+def _draw(self:CamExplorer):
+    with self._lock, one_thread(): self._draw1()
+
+@patch
+def _draw1(self:CamExplorer):
+    if self.view is None: return
+    if not len(self.order): self.w_readout.value = 'no image in this selection'; return
+    v, c, i = self.view, self.cache, self.index
+    self._sel = i
+    m, b = self.current_map(i), self.current_boxes(i)
+    self._boxes, self._iou = b, best_iou(b, c.gts[i], c.p)
+    self.w_image.value = to_png(self._panel(i, m, b))
+    mx, flat = self._marker_x(), v['plot'] is None
+    if flat:
+        self.w_score.value = self._score_html(); self.w_curve.layout.display, self.w_score.layout.display = 'none', None
+    else:
+        self.w_curve.value = to_png(v['plot'].mark(mx) if mx is not None else v['plot'].rgb)
+        self.w_curve.layout.display, self.w_score.layout.display = None, 'none'
+    self.w_legend.value = self._legend()
+    acc, hit = self.curve_at(mx), c.p.passes(self._iou, 0.5)
+    cls = c.classes[c.labels[i]] if c.labels[i] < len(c.classes) else c.labels[i]
+    stale = (f"<span style='color:#a60'>showing {escape(v['key'][1], quote=False)} ({v['key'][0]}, {v['key'][3]}) "
+             f"until {escape(self._want[1], quote=False)} ({self._want[0]}, {self._want[3]}) is ready</span><br>") if self.stale else ''
+    rule = 'boxes of the model (no threshold)' if v['boxes'] else f"{self.w_rule.value} {self.w_value.value:g}, {self.w_box.label}"
+    self.w_readout.value = (stale + f"<b>{escape(c.ids[i], quote=False)}</b> ({escape(str(cls), quote=False)})<br>"
+        f"<span class='wsol-iou'>IoU {self._iou:.3f}</span> {'hit' if hit else 'miss'} at 0.5 ({c.p.name}); "
+        f"<span class='wsol-nbox'>{len(b)} box(es)</span>: <span class='wsol-boxes'>"
+        f"{escape(', '.join('[' + ', '.join(f'{x:.0f}' for x in bb) + ']' for bb in b[:3]), quote=False)}</span><br>"
+        f"{escape(v['key'][1], quote=False)}, {rule}" +
+        (f"; dataset GT-known at this threshold ~ {100*acc:.1f}% ({c.p.name})" if acc is not None else '') + self._gppl_note())
+    self.n_draws += 1
+
+@patch
+def _score_html(self:CamExplorer)->str:
+    "The dataset score of a method without a threshold value (boxes of a model, Otsu's per-image threshold)."
+    v = self.view; c = v['cache']
+    why = 'its boxes come from the model, no threshold' if v['boxes'] else "Otsu picks each image's threshold: no value to choose"
+    return (f"<div style='padding:60px 20px'>{escape(v['key'][1], quote=False)} on {len(c)} images<br>GT-known@0.5 ({c.p.name})<br>"
+            f"<b>{100*v['score']:.1f}%</b><br><i>{why}</i></div>")
+
+@patch
+def _gppl_note(self:CamExplorer):
+    if self.method != 'GPPL-CAM': return ''
+    o = self.opts; p = GPPL_PRESETS[o['preset']]
+    return (f"<br>GPPL {p.name}: Gaussian fitted where {o['lo']:g} <= CAM <= {o['hi']:g}; "
+            f"pseudo label fg where max(CAM, G) > {p.fg:g}, bg where {p.bg_on} < {p.bg:g}")
+
+@patch(as_prop=True)
+def state(self:CamExplorer)->dict:
+    "What the explorer shows now."
+    with self._lock:
+        v = self.view
+        if v is None: return dict(method=None, stale=True, wanted=self._want[1], progress=self._progress, message=self.message, n_draws=0,
+                                  n_curves=0, n_progress=self.n_progress)
+        c, i, mx = self.cache, self.index, self._marker_x()
         return dict(index=int(c.index[i]) if i >= 0 else None, pos=self.w_pos.value, id=c.ids[i] if i >= 0 else None,
-                    label=int(c.labels[i]) if i >= 0 else None, method=self.method, protocol=c.p.name,
+                    label=int(c.labels[i]) if i >= 0 else None, method=self.method, protocol=c.p.name, wanted=self._want[1],
+                    stale=self.stale, progress=self._progress, n_progress=self.n_progress,
                     rule=self.w_rule.value, threshold=self.w_value.value, box_rule=self.w_box.value,
                     boxes=np_boxes(self._boxes).tolist(), gt=c.gts[i].tolist() if i >= 0 else None, iou=self._iou,
-                    marker_x=mx, marker_px=self._plot.px(mx) if mx is not None else None,
-                    curve_x=self._curve['x'].tolist(), curve_gt_known=np.asarray(self._curve['gt_known']).tolist(),
+                    marker_x=mx, marker_px=v['plot'].px(mx) if mx is not None else None, score=v['score'],
+                    curve_x=v['curve']['x'].tolist(), curve_gt_known=np.asarray(v['curve']['gt_known']).tolist(),
                     accuracy_at_threshold=self.curve_at(mx), order=self.order.tolist(), n_draws=self.n_draws,
-                    maxboxacc_v2=self._boxacc['MaxBoxAccV2'] if self._boxacc else None,
+                    maxboxacc_v2=v['boxacc']['MaxBoxAccV2'] if v['boxacc'] else None, grid=v['grid'], note=self.w_note.value,
+                    disabled={w: getattr(self, f'w_{w}').disabled for w in ('rule', 'value', 'box', 'grid')},
                     n_curves=self.n_curves, message=self.message, opts=self.opts)

@@ -4,21 +4,22 @@
 
 # %% ../nbs/13d_monitor.ipynb #11d6f362
 from __future__ import annotations
-import atexit, inspect, threading, weakref
+import atexit, inspect, threading, time, weakref
 from html import escape
 from pathlib import Path
 import numpy as np, torch, cv2
 import torch.nn.functional as F
 import ipywidgets as W
+from fastcore.basics import patch
 from .extract import normalize_maps
-from .train import Callback
+from .train import Callback, RunFolder, RunBusy
 from .io import get_device
-from .render import as_rgb, np_boxes, to_png, plot_curves, sample_grid
+from .render import as_rgb, np_boxes, to_png, plot_curves, sample_grid, CAPTION_PX, duration_text
 from .scan import boxes_for, best_ious
 from .predictors import predict_for
 
 # %% auto #0
-__all__ = ['StopFit', 'TrainingMonitor']
+__all__ = ['StopFit', 'next_run_folder', 'plan_start', 'TrainingMonitor']
 
 # %% ../nbs/13d_monitor.ipynb #8b25154e
 class StopFit(Exception):
@@ -44,33 +45,69 @@ class _MonitorCb(Callback):
     def before_fit(self, tr): self.mon._attach(tr)
     def after_step(self, tr, step, loss, batch): self.mon._after_step(tr, step, loss)
 
+def next_run_folder(out)->Path:
+    "The first of `out-2`, `out-3`, ... that holds no run: where a new run goes when `out` holds a finished one."
+    out = Path(out)
+    for k in range(2, 10_000):
+        p = out.with_name(f"{out.name}-{k}")
+        if not RunFolder(p).has_run(): return p
+    raise FileExistsError(f"no free run folder next to {out}")
+
+def plan_start(out, # the run folder Start would train in
+               base=None)->tuple: # the folder new runs are numbered after (default `out`): `base-2`, `base-3`, ...
+    "(folder, resume, what): where Start trains given the run in `out`: new, resumed (stopped, interrupted, killed with a checkpoint) or, for a finished or failed run, a new folder next to it; never over a trained checkpoint."
+    rf = RunFolder(out); st = rf.status()
+    if st == 'empty': return rf.path, False, f"new run in {rf.path}"
+    if st == 'running': raise RunBusy(f"{rf.path} is in use: another process is training there")
+    step = (rf.result() or {}).get('steps', '?')
+    if st in ('stopped', 'interrupted', 'killed') and rf.ckpt.is_file():
+        return rf.path, True, f"resuming the {st} run in {rf.path} from step {step}"
+    new = next_run_folder(base or rf.path)
+    return new, False, f"{rf.path} holds a {st} run (step {step}), kept as it is: new run in {new}"
+
+# %% ../nbs/13d_monitor.ipynb #dcb6eecf
 class TrainingMonitor:
-    "Run training in a background thread and watch it: loss curve and a grid of samples with their current maps and boxes."
-    def __init__(self, trainer, # a `wsol_nb.train.Trainer` (anything with `cbs`, `fit()`, `stop()`), or a function fit(cbs)
+    "Run training in a background thread and watch it live: step, loss, images/s and ETA, the loss curve, and sample images with their current maps, boxes, IoU and class."
+    def __init__(self, trainer, # a `wsol_nb.train.Trainer`, or a function fit(cbs) (with `out=`: fit(cbs, out=, resume=))
                  samples=None, # sample images: a dataset (first `n` items), a list of items dict(image, boxes, label), or images (n,3,H,W)
                  predict=None, # predict(trainer, x (n,3,S,S) in [0,1][, labels]) -> maps (n,h,w) or (maps or None, box list); None: `predict_for(model)`
-                 every:int=10, # refresh the plots every `every` steps
-                 n:int=8, ncols:int=4, size:int=112, # samples shown, grid columns, tile side (px)
+                 every:int|None=None, # redraw the samples every `every` steps (None: by time only)
+                 n:int=8, ncols:int=4, size:int=160, # samples shown, grid columns, tile side (px)
                  input_size:int=224, # side the samples are resized to for `predict`
-                 rule:str='max_frac', value:float=0.2, box_rule:str='component'): # map -> box rules
+                 rule:str='max_frac', value:float=0.2, box_rule:str='component', # map -> box rules
+                 out=None, # the run folder of a fit function taking `out=` and `resume=`: Start resumes or starts a new folder
+                 tick:float=1.0, # seconds between redraws of the status line and the loss curve
+                 sample_seconds:float|None=5.): # also redraw the samples when this long has passed (None: steps only)
         self.trainer, self.predict, self.every, self.n, self.ncols, self.size = trainer, predict, every, n, ncols, size
         self.rule, self.value, self.box_rule, self.input_size = rule, value, box_rule, input_size
+        self.out, self.tick, self.sample_seconds, self.run_dir, self.plan = (Path(out) if out else None), tick, sample_seconds, None, ''
         self.images, self.gts, self.labels = self._samples(samples)
-        self.steps, self.losses, self.isteps, self.ious = [], [], [], []
-        self.n_updates, self.running, self.error, self.thread, self.tr, self.result = 0, False, None, None, None, None
-        self._stop, self._lock = threading.Event(), threading.Lock()
+        self.classes = [str(c) for c in getattr(samples, 'classes', [])]
+        self.steps, self.losses, self.isteps, self.ious, self.times, self.tile_ious = [], [], [], [], [], None
+        self.n_updates, self.n_redraws, self.redraw_times = 0, 0, []
+        self.running, self.error, self.thread, self.tr, self.result, self.status = False, None, None, None, None, ''
+        self._stop, self._lock, self._last_sample = threading.Event(), threading.Lock(), 0.
         self.w_start, self.w_stop = W.Button(description='Start', icon='play'), W.Button(description='Stop', icon='stop', disabled=True)
-        self.w_status, self.w_plot, self.w_grid = W.HTML('not started'), W.Image(format='png'), W.Image(format='png')
+        self.w_status = W.HTML('not started', layout=W.Layout(width='900px', height='48px', overflow='auto'))
+        self.plot_px = (440, 300)
+        gw, gh = self._grid_px()
+        self.w_plot = W.Image(format='png', layout=W.Layout(width=f'{self.plot_px[0]}px', height=f'{self.plot_px[1]}px'))
+        self.w_grid = W.Image(format='png', layout=W.Layout(width=f'{gw}px', height=f'{gh}px'))
         for w_, c in ((self.w_start, 'wsol-start'), (self.w_stop, 'wsol-stop'), (self.w_status, 'wsol-status'),
                       (self.w_plot, 'wsol-monitor-plot'), (self.w_grid, 'wsol-monitor-grid')): w_.add_class(c)
-        self.w_start.on_click(lambda b: self.start()); self.w_stop.on_click(lambda b: self.stop())
+        self.w_start.on_click(lambda b: self._click_start()); self.w_stop.on_click(lambda b: self.stop())
         self.widget = W.VBox([W.HBox([self.w_start, self.w_stop, self.w_status]),
                               W.HBox([self.w_plot, self.w_grid], layout=W.Layout(align_items='flex-start'))])
         self.widget.add_class('wsol-monitor')
-        self._status('not started'); self._draw_plot()
-        if len(self.images): self.w_grid.value = to_png(sample_grid(self.images, None, [None]*len(self.images), self.gts, size, ncols))
+        self._status('not started' + (f"; Start: {self._plan_text()}" if self.out else '')); self._draw_plot()
+        if len(self.images): self.w_grid.value = to_png(self._grid(None, [None]*len(self.images), None))
 
     def _repr_mimebundle_(self, **kw): return self.widget._repr_mimebundle_(**kw)
+
+    def _grid_px(self)->tuple:
+        "(w,h) of the sample grid image."
+        k = max(len(self.images), 1); nc = min(self.ncols, k); nr = -(-k // self.ncols)
+        return nc*(self.size+2)+2, nr*(self.size+CAPTION_PX+2)+2
 
     def _samples(self, s):
         "Sample images (n,S,S,3) uint8 in the predict frame, their GT boxes in it and their labels (None unless all have one)."
@@ -87,116 +124,191 @@ class TrainingMonitor:
         labels = torch.tensor([int(l) for l in ls]) if ls and all(l is not None for l in ls) else None
         return (np.stack(ims) if ims else np.zeros((0, S, S, 3), np.uint8)), gts, labels
 
-    # -- running -------------------------------------------------------------------------------------------------------
-    def start(self):
-        "Start training in a background thread (no-op while running)."
-        if self.running: return
-        self._stop.clear(); self.error, self.result, self.running = None, None, True
-        if hasattr(self.trainer, 'fit'):
-            cbs = self.trainer.cbs
-            if not any(isinstance(c, _MonitorCb) and c.mon is self for c in cbs): cbs.append(_MonitorCb(self))
-        self.w_start.disabled, self.w_stop.disabled = True, False
-        self._status('running')
-        self.thread = threading.Thread(target=self._run, daemon=True, name='wsol-monitor'); self.thread.start()
-        _LIVE.add(self)
-        return self
+    def _plan_text(self):
+        try: return plan_start(self.run_dir or self.out, self.out)[2]
+        except Exception as e: return f"{type(e).__name__}: {e}"
 
-    def _run(self):
-        try: self.result = self.trainer.fit() if hasattr(self.trainer, 'fit') else self.trainer([_MonitorCb(self)])
-        except StopFit: pass
-        except BaseException as e: self.error = e
-        finally:
-            self.running = False
-            try: self.refresh()
-            except Exception as e: self.error = self.error or e
-            self.w_start.disabled, self.w_stop.disabled = False, True
-            self._status(self._end_text())
+# %% ../nbs/13d_monitor.ipynb #cc9dbba7
+@patch
+def start(self:TrainingMonitor):
+    "Start training in a background thread (no-op while running); with `out`, resume a stopped run or start a new folder (never over a trained checkpoint)."
+    if self.running: return self
+    fit_kw = {}
+    if self.out is not None:
+        try: folder, resume, self.plan = plan_start(self.run_dir or self.out, self.out)
+        except Exception as e: self._status(f"cannot start: {type(e).__name__}: {e}"); return self
+        self.run_dir, fit_kw = folder, dict(out=folder, resume=resume)
+    self._stop.clear(); self.error, self.result, self.running, self.tr = None, None, True, None
+    with self._lock:   # the loss chart restarts with each run
+        self.steps, self.losses, self.isteps, self.ious, self.times, self.tile_ious = [], [], [], [], [], None
+    self.t0, self._last_sample = time.perf_counter(), time.perf_counter()
+    if hasattr(self.trainer, 'fit'):
+        cbs = self.trainer.cbs
+        if not any(isinstance(c, _MonitorCb) and c.mon is self for c in cbs): cbs.append(_MonitorCb(self))
+    self.w_start.disabled, self.w_stop.disabled = True, False
+    self._status('starting' + (f": {self.plan}" if self.plan else '') + ' ...')
+    self.thread = threading.Thread(target=self._run, args=(fit_kw,), daemon=True, name='wsol-monitor'); self.thread.start()
+    self._ticker = threading.Thread(target=self._tick_loop, daemon=True, name='wsol-monitor-tick'); self._ticker.start()
+    _LIVE.add(self)
+    return self
 
-    def _end_text(self):
-        tr, last = self.tr or self.trainer, (self.steps[-1] if self.steps else 0)
-        if self.error is not None: return f"error at step {last}: {type(self.error).__name__}: {self.error}"
-        ck = getattr(tr, 'ckpt', None)
-        ck = f"; checkpoint {ck}" if ck is not None and Path(ck).exists() else ''
-        stopped = self._stop.is_set() or getattr(tr, 'stopped', False)
-        return f"{'stopped' if stopped else 'finished'} at step {last}{ck}"
+@patch
+def _click_start(self:TrainingMonitor):
+    try: self.start()
+    except Exception as e: self._status(f"cannot start: {type(e).__name__}: {e}")
 
-    def _trainers(self): return [t for t in {id(t): t for t in (self.trainer, self.tr)}.values() if hasattr(t, 'stop')]
+@patch
+def _run(self:TrainingMonitor, fit_kw):
+    try: self.result = self.trainer.fit() if hasattr(self.trainer, 'fit') else self.trainer([_MonitorCb(self)], **fit_kw)
+    except StopFit: pass
+    except BaseException as e: self.error = e
+    finally:
+        self.running = False
+        tk = getattr(self, '_ticker', None)
+        if tk is not None: tk.join(self.tick + 5)   # its last status line must not land after the final one
+        try: self.refresh()
+        except Exception as e: self.error = self.error or e
+        self.w_start.disabled, self.w_stop.disabled = False, True
+        self._status(self._end_text())
 
-    def stop(self):
-        "Ask the run to stop at the next step boundary: the running trainer's `stop()`, so that it writes its checkpoint and returns."
-        self._stop.set()
-        for t in self._trainers(): t.stop()
-        if self.running: self._status('stopping ...')
+@patch
+def _tick_loop(self:TrainingMonitor):
+    "Redraw the status line and the loss curve every `tick` seconds while the run lasts, however long its steps take."
+    n, nxt = -1, time.perf_counter() + self.tick
+    while self.running:
+        time.sleep(max(0., nxt - time.perf_counter())); nxt = max(nxt + self.tick, time.perf_counter())   # on a schedule: a slow draw does not push the next
+        if not self.running: break
+        self._status(self.progress_text())
+        if len(self.steps) != n: n = len(self.steps); self._draw_plot()
+        self.n_redraws += 1; self.redraw_times.append(time.perf_counter())
 
-    def wait(self, timeout:float|None=None)->bool:
-        "Wait for the training thread to end; True when it has."
-        if self.thread is not None: self.thread.join(timeout)
-        return self.thread is None or not self.thread.is_alive()
+@patch
+def _end_text(self:TrainingMonitor):
+    tr, last = self.tr or self.trainer, (self.steps[-1] if self.steps else 0)
+    if self.error is not None: return f"error at step {last}: {type(self.error).__name__}: {self.error}"
+    ck = getattr(tr, 'ckpt', None)
+    ck = f"; checkpoint {ck}" if ck is not None and Path(ck).exists() else ''
+    stopped = self._stop.is_set() or getattr(tr, 'stopped', False)
+    nxt = f"; Start: {self._plan_text()}" if self.out is not None else ''
+    return f"{'stopped' if stopped else 'finished'} at step {last}{ck}{nxt}"
 
-    def _attach(self, tr):
-        "Remember the trainer that runs (a fit function may run several in turn); a Stop pressed before it started reaches it."
-        if tr is None: return
-        self.tr = tr
-        if self._stop.is_set() and hasattr(tr, 'stop'): tr.stop()
+@patch
+def _trainers(self:TrainingMonitor): return [t for t in {id(t): t for t in (self.trainer, self.tr)}.values() if hasattr(t, 'stop')]
 
-    def _after_step(self, tr, step, loss):
-        if tr is not None and tr is not self.tr: self._attach(tr)
-        with self._lock: self.steps.append(int(step)); self.losses.append(float(loss))
-        if self.every and step % self.every == 0: self.refresh()
-        if self._stop.is_set():
-            if hasattr(tr, 'stop'): tr.stop()   # the trainer ends the step, writes its checkpoint and returns
-            else: raise StopFit()              # no trainer: leave the fit function
+@patch
+def stop(self:TrainingMonitor):
+    "Ask the run to stop at the next step boundary: the running trainer's `stop()`, so that it writes its checkpoint and returns."
+    self._stop.set()
+    for t in self._trainers(): t.stop()
+    if self.running: self._status('stopping after this step (a checkpoint is written) ...')
 
-    # -- drawing -------------------------------------------------------------------------------------------------------
-    def _status(self, msg): self.status = msg; self.w_status.value = escape(msg, quote=False)
+@patch
+def wait(self:TrainingMonitor, timeout:float|None=None)->bool:
+    "Wait for the training thread to end; True when it has."
+    if self.thread is not None: self.thread.join(timeout)
+    return self.thread is None or not self.thread.is_alive()
 
-    def predict_samples(self)->tuple:
-        "Maps (n,S,S) or None, and boxes of the sample images under the model as it is now."
-        if not len(self.images): return None, []
-        tr = self.tr or self.trainer
-        model = getattr(tr, 'model', None)
-        f = self.predict or predict_for(model)
-        S, dev = self.input_size, (get_device(model=model) if isinstance(model, torch.nn.Module) else torch.device('cpu'))
-        x = (torch.from_numpy(self.images).permute(0, 3, 1, 2).float()/255).to(dev)
-        kw = dict(labels=self.labels.to(dev)) if self.labels is not None and _takes_labels(f) else {}
-        was = getattr(model, 'training', None)
-        try:
-            if model is not None: model.eval()
-            r = f(tr, x, **kw)
-        finally:
-            if model is not None and was: model.train()
-        maps, boxes = r if isinstance(r, tuple) else (r, None)
-        if maps is not None:
-            m = torch.as_tensor(maps).detach().float().cpu()
-            if m.ndim == 4 and m.shape[1] == 1: m = m[:, 0]
-            if m.shape[-2:] != (S, S): m = F.interpolate(m[:, None], size=(S, S), mode='bilinear', align_corners=False)[:, 0]
-            maps = (normalize_maps(m, nan='zero') if getattr(f, 'normalize', True) else torch.nan_to_num(m, 0., 0., 0.).clamp(0, 1)).numpy()
-        if boxes is None:
-            if maps is None: raise ValueError("predict returned neither maps nor boxes")
-            boxes = [boxes_for(m, self.rule, self.value, self.box_rule) for m in maps]
-        return maps, [np_boxes(b) for b in boxes]
+@patch
+def _attach(self:TrainingMonitor, tr):
+    "Remember the trainer that runs (a fit function may run several in turn); a Stop pressed before it started reaches it."
+    if tr is None: return
+    self.tr = tr
+    if self._stop.is_set() and hasattr(tr, 'stop'): tr.stop()
 
-    def _draw_plot(self):
-        with self._lock: st, ls, ist, io = list(self.steps), list(self.losses), list(self.isteps), list(self.ious)
-        pl = plot_curves(np.array(st, float), {'loss': np.array(ls)} if st else {}, 'step', 'loss', ylim=None,
-                         title=f"step {st[-1] if st else 0}", ax2={'sample IoU': (ist, io)} if ist else None)
-        self.w_plot.value = to_png(pl.rgb)
+@patch
+def _after_step(self:TrainingMonitor, tr, step, loss):
+    if tr is not None and tr is not self.tr: self._attach(tr)
+    with self._lock: self.steps.append(int(step)); self.losses.append(float(loss)); self.times.append(time.perf_counter())
+    now = time.perf_counter()
+    if (self.every and step % self.every == 0) or (self.sample_seconds and now - self._last_sample >= self.sample_seconds):
+        self._last_sample = now; self.refresh()
+    if self._stop.is_set():
+        if hasattr(tr, 'stop'): tr.stop()   # the trainer ends the step, writes its checkpoint and returns
+        else: raise StopFit()              # no trainer: leave the fit function
 
-    def refresh(self):
-        "Predict the samples, redraw the grid and the loss plot (called every `every` steps from the training thread)."
-        if len(self.images):
-            maps, boxes = self.predict_samples()
-            iou = float(best_ious(boxes, self.gts, 'psol').mean()) if any(len(g) for g in self.gts) else np.nan
-            with self._lock:
-                if self.steps: self.isteps.append(self.steps[-1]); self.ious.append(iou)
-            self.w_grid.value = to_png(sample_grid(self.images, maps, boxes, self.gts, self.size, self.ncols))
-        self._draw_plot()
-        self.n_updates += 1
+# %% ../nbs/13d_monitor.ipynb #b95bf91c
+@patch
+def progress_text(self:TrainingMonitor)->str:
+    "One line: step/total, epoch, loss, images/s, elapsed and ETA (from the last steps' pace)."
+    tr = self.tr or self.trainer
+    with self._lock: st, ls, ts = list(self.steps[-50:]), list(self.losses[-20:]), list(self.times[-50:])
+    if not st: return 'running: preparing the first step ...' + (f" ({self.plan})" if self.plan else '')
+    total, ep = getattr(tr, 'total', None), getattr(tr, 'epoch', None)
+    sps = (len(ts)-1)/(ts[-1]-ts[0]) if len(ts) > 1 and ts[-1] > ts[0] else None
+    h = getattr(tr, 'history', None)
+    ims = h[-1].get('img_s') if h else None
+    parts = [f"step {st[-1]}" + (f"/{total}" if total else ''), f"epoch {ep+1}" if ep is not None else None,
+             f"loss {np.mean(ls):.4g}", f"{ims:.1f} img/s" if ims else (f"{sps:.2f} steps/s" if sps else None),
+             f"elapsed {duration_text(time.perf_counter() - self.t0)}",
+             f"ETA {duration_text((total - st[-1])/sps)}" if total and sps else None]
+    return 'running: ' + ', '.join(p for p in parts if p)
 
-    @property
-    def state(self)->dict:
-        "Where the run stands: steps, losses, sample IoUs, number of redraws, status."
+@patch
+def _status(self:TrainingMonitor, msg): self.status = msg; self.w_status.value = escape(msg, quote=False)
+
+@patch
+def predict_samples(self:TrainingMonitor)->tuple:
+    "Maps (n,S,S) or None, and boxes of the sample images under the model as it is now."
+    if not len(self.images): return None, []
+    tr = self.tr or self.trainer
+    model = getattr(tr, 'model', None)
+    f = self.predict or predict_for(model)
+    S, dev = self.input_size, (get_device(model=model) if isinstance(model, torch.nn.Module) else torch.device('cpu'))
+    x = (torch.from_numpy(self.images).permute(0, 3, 1, 2).float()/255).to(dev)
+    kw = dict(labels=self.labels.to(dev)) if self.labels is not None and _takes_labels(f) else {}
+    was = getattr(model, 'training', None)
+    try:
+        if model is not None: model.eval()
+        r = f(tr, x, **kw)
+    finally:
+        if model is not None and was: model.train()
+    maps, boxes = r if isinstance(r, tuple) else (r, None)
+    if maps is not None:
+        m = torch.as_tensor(maps).detach().float().cpu()
+        if m.ndim == 4 and m.shape[1] == 1: m = m[:, 0]
+        if m.shape[-2:] != (S, S): m = F.interpolate(m[:, None], size=(S, S), mode='bilinear', align_corners=False)[:, 0]
+        maps = (normalize_maps(m, nan='zero') if getattr(f, 'normalize', True) else torch.nan_to_num(m, 0., 0., 0.).clamp(0, 1)).numpy()
+    if boxes is None:
+        if maps is None: raise ValueError("predict returned neither maps nor boxes")
+        boxes = [boxes_for(m, self.rule, self.value, self.box_rule) for m in maps]
+    return maps, [np_boxes(b) for b in boxes]
+
+@patch
+def _grid(self:TrainingMonitor, maps, boxes, ious)->np.ndarray:
+    "The sample tiles, each captioned with (once predicted) its best IoU and its class (without a `001.`-style prefix)."
+    cls = [None]*len(self.images) if self.labels is None else [self.classes[l] if l < len(self.classes) else str(l) for l in self.labels.tolist()]
+    caps = [' '.join(s for s in (('' if ious is None else 'no GT' if not len(g) else f"IoU {ious[k]:.2f}"), (c or '').split('.')[-1]) if s)
+            for k, (c, g) in enumerate(zip(cls, self.gts))]
+    return sample_grid(self.images, maps, boxes, self.gts, self.size, self.ncols, captions=caps)
+
+@patch
+def _draw_plot(self:TrainingMonitor):
+    with self._lock: st, ls, ist, io = list(self.steps), list(self.losses), list(self.isteps), list(self.ious)
+    pl = plot_curves(np.array(st, float), {'loss': np.array(ls)} if st else {}, 'step', 'loss', ylim=None, size=self.plot_px,
+                     title=f"step {st[-1] if st else 0}" + (f" (this run from step {st[0]})" if st and st[0] > 1 else ''),
+                     ax2={'mean sample IoU': (ist, io)} if ist else None)
+    self.w_plot.value = to_png(pl.rgb)
+
+@patch
+def refresh(self:TrainingMonitor):
+    "Predict the samples, redraw the grid and the loss plot (from the training thread, between steps)."
+    if len(self.images):
+        maps, boxes = self.predict_samples()
+        has = any(len(g) for g in self.gts)
+        ious = best_ious(boxes, self.gts, 'psol') if has else None
         with self._lock:
-            return dict(running=self.running, step=self.steps[-1] if self.steps else 0, steps=list(self.steps), losses=list(self.losses),
-                        iou_steps=list(self.isteps), ious=list(self.ious), n_updates=self.n_updates, status=self.status,
-                        error=None if self.error is None else repr(self.error), stop_requested=self._stop.is_set())
+            self.tile_ious = ious
+            if self.steps and has: self.isteps.append(self.steps[-1]); self.ious.append(float(ious.mean()))
+        self.w_grid.value = to_png(self._grid(maps, boxes, ious))
+    self._draw_plot()
+    self.n_updates += 1
+
+@patch(as_prop=True)
+def state(self:TrainingMonitor)->dict:
+    "Where the run stands: steps, losses, sample IoUs, number of redraws, status, run folder."
+    with self._lock:
+        return dict(running=self.running, step=self.steps[-1] if self.steps else 0, steps=list(self.steps), losses=list(self.losses),
+                    iou_steps=list(self.isteps), ious=list(self.ious), n_updates=self.n_updates, n_redraws=self.n_redraws,
+                    status=self.status, error=None if self.error is None else repr(self.error), stop_requested=self._stop.is_set(),
+                    run_dir=None if self.run_dir is None else str(self.run_dir), plan=self.plan,
+                    tile_ious=None if self.tile_ious is None else [float(x) for x in self.tile_ious])

@@ -9,8 +9,8 @@ from matplotlib.figure import Figure
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 # %% auto #0
-__all__ = ['GT_COLOR', 'PRED_COLOR', 'as_rgb', 'np_boxes', 'heatmap', 'draw_boxes', 'render', 'to_png', 'from_png', 'Plot',
-           'plot_curves', 'tile', 'sample_grid']
+__all__ = ['GT_COLOR', 'PRED_COLOR', 'CAPTION_PX', 'as_rgb', 'np_boxes', 'heatmap', 'draw_boxes', 'render', 'to_png', 'from_png',
+           'Plot', 'plot_curves', 'tile', 'sample_grid', 'caption', 'duration_text']
 
 # %% ../nbs/13_render.ipynb #ec93f15d
 GT_COLOR, PRED_COLOR = (230, 30, 30), (40, 230, 40)  # RGB
@@ -110,6 +110,8 @@ def plot_curves(x, # x values
     return Plot(rgb, *ax.get_xlim(), int(round(c0)), int(round(c1)), int(round(H-r1)), int(round(H-r0)))
 
 # %% ../nbs/13_render.ipynb #5ab28c40
+CAPTION_PX = 18  # height of a caption strip under a sample tile
+
 def tile(ims:list, # RGB images of one size
          ncols:int=4, pad:int=2, fill:int=255)->np.ndarray:
     "Tile images into a grid, row-major."
@@ -123,12 +125,28 @@ def tile(ims:list, # RGB images of one size
 def sample_grid(images:np.ndarray, # RGB uint8 (n,S,S,3)
                 maps, # maps (n,h,w) in [0,1], or None
                 boxes:list, gts:list, # predicted / GT boxes per image in the S frame
-                size:int=112, ncols:int=4, alpha:float=0.5)->np.ndarray:
-    "A grid of `render`ed samples, each resized to `size` px."
+                size:int=112, ncols:int=4, alpha:float=0.5,
+                captions:list|None=None)->np.ndarray: # one line of text under each tile (e.g. class and IoU)
+    "A grid of `render`ed samples, each resized to `size` px, with an optional caption strip under each."
     out = []
     for k, im in enumerate(images):
         sc = size/im.shape[1]
         m = None if maps is None else np.asarray(maps[k], np.float32)
-        out.append(render(cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA), m, np_boxes(boxes[k])*sc,
-                          np_boxes(gts[k])*sc, alpha, thick=1))
+        t = render(cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA if size < im.shape[1] else cv2.INTER_CUBIC), m,
+                   np_boxes(boxes[k])*sc, np_boxes(gts[k])*sc, alpha, thick=1 if size < 128 else 2)
+        if captions is not None: t = np.concatenate([t, caption(captions[k], size)])
+        out.append(t)
     return tile(out, ncols)
+
+def caption(text:str, width:int, height:int=CAPTION_PX)->np.ndarray:
+    "A white strip (height,width,3) with `text` in dark grey, cut to fit."
+    strip = np.full((height, width, 3), 255, np.uint8); s = 0.42
+    while text and cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, s, 1)[0][0] > width - 4: text = text[:-1]
+    cv2.putText(strip, text, (2, height - 6), cv2.FONT_HERSHEY_SIMPLEX, s, (30, 30, 30), 1, cv2.LINE_AA)
+    return strip
+
+# %% ../nbs/13_render.ipynb #1f38d608
+def duration_text(s:float)->str:
+    "A duration as the widgets print it: 42 s, 3 min 5 s, 2 h 10 min."
+    s = int(round(max(0., s)))
+    return f"{s} s" if s < 60 else f"{s//60} min {s%60} s" if s < 3600 else f"{s//3600} h {s%3600//60} min"
