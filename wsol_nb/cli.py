@@ -94,14 +94,14 @@ def run(cmd:Command, # the command
 
 # %% ../nbs/16_cli.ipynb #975a2b74
 NAMES = dict(
-    backbones=('efficientnet_lite0', 'vgg16', 'vgg_gap', 'resnet50', 'inception_v3', 'densenet161', 'efficientnet_b7'),
+    backbones=('efficientnet_lite0', 'vgg16', 'vgg_gap', 'vgg_gap_pool5', 'resnet50', 'inception_v3', 'densenet161', 'efficientnet_b7'),
     cam_methods=('cam', 'gradcam', 'gradcam++'),
     ddt_presets=('psol', 'efficientnet_lite0'),
     sign_rules=('smaller', 'extreme', 'loading', 'activation'),
     psol_presets=('psol_paper_imagenet', 'psol_paper_cub', 'psol_official_imagenet', 'psol_official_cub', 'synthetic'),
     spol_presets=('spol_official_cub', 'spol_paper_cub', 'spol_official_imagenet', 'spol_paper_imagenet', 'synthetic'),
     gppl_presets=('spol_paper', 'spol_official', 'synthetic'),
-    protocols=('wsoleval', 'psol', 'spol'),
+    protocols=('wsoleval', 'psol', 'psol_cub', 'psol_clipped', 'psol_cub_clipped', 'spol', 'spol_imagenet'),
     formats=('cub', 'imagenet', 'wsoleval'),
     map_dtypes=('float32', 'float16'))
 
@@ -133,7 +133,8 @@ protocol (MaxBoxAcc, MaxBoxAccV2, PxAP with masks) or PSOL's / SPOL's (GT-known 
     return (c.arg('--maps', help='MAPS.npz: image id -> (H,W) score map over the whole image')
              .arg('--boxes', help='BOXES.json: image id -> list of xyxy boxes in original pixels')
              .arg('--predictions', help='PRED.json: image id -> top-5 class indices')
-             .arg('--protocol', required=True, choices=NAMES['protocols'], help='evaluation protocol')
+             .arg('--protocol', required=True, choices=NAMES['protocols'], help="evaluation protocol; psol and spol take the "
+                  "variant of the dataset's format (psol_cub on CUB, spol_imagenet on ImageNet): see 00_boxes")
              .arg('--drop-no-contour', action='store_true', help="spol only: leave images without a contour (no box) out of the "
                   "mean, as SPOL's code does (default: they count as misses)")
              .arg('--interval', type=float, default=0.01, help='threshold step of the score-map sweep (default: 0.01)')

@@ -54,7 +54,7 @@ def wsol_eval(data:str, # dataset root (wsoleval format: the images root)
     if protocol is None: raise ValueError('--protocol is required: wsoleval, psol or spol')
     if (maps is None) == (boxes is None): raise ValueError('give exactly one of --maps and --boxes')
     if not 0 < interval < 1: raise ValueError(f'--interval must be in (0,1), got {interval}')
-    if drop_no_contour and protocol != 'spol':
+    if drop_no_contour and not str(protocol).startswith('spol'):
         raise ValueError(f"--drop-no-contour applies to --protocol spol only (SPOL's code skips images without a contour), "
                          f"not to {protocol}")
     if format in ('auto', None) and metadata is not None: format = 'wsoleval'
