@@ -223,3 +223,20 @@ def test_bad_files_are_one_line(data, tmp_path):
     if os.geteuid() != 0: cases.append(['wsol-cam', '--data', data, '--out', tmp_path/'ro'/'m.npz', '--size', 32])
     for r, c in zip(run_all(*cases, ok=False), cases):
         assert r.returncode == 1 and r.stderr.count('\n') == 1 and 'error:' in r.stderr and 'Traceback' not in r.stderr, (c, r.stderr)
+
+def test_eval_check_sizes(tmp_path):
+    "--check-sizes compares every image header with its metadata size before scoring, and names the first mismatch."
+    from PIL import Image
+    from wsol_nb.synthetic import make_synthetic, write_synthetic_wsoleval
+    from wsol_nb.data import load_dataset
+    root = make_synthetic(tmp_path/'data', n_classes=2, n_train=1, n_test=2, size=48)
+    meta = write_synthetic_wsoleval(root)/'test'
+    ds = load_dataset(root/'images', 'wsoleval', 'test', metadata=meta)
+    np.savez(tmp_path/'m.npz', **{r.id: np.random.default_rng(0).random((8, 8)).astype(np.float32) for r in ds.records})
+    args = ['wsol-eval', '--data', root/'images', '--metadata', meta, '--maps', tmp_path/'m.npz', '--protocol', 'wsoleval',
+            '--check-sizes', '--quiet']
+    run(*args)
+    bad = ds.records[1]
+    Image.new('RGB', (64, 40)).save(bad.path)
+    r = run(*args, ok=False)
+    assert r.returncode == 1 and 'do not match their metadata size' in r.stderr and bad.id in r.stderr, r.stderr

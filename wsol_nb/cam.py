@@ -79,7 +79,7 @@ def _check_method(bb, method, tap):
     if method not in METHODS: raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
     if method != 'cam': return
     if bb.cam_tap is None:
-        raise ValueError(f"{bb.name} has no GAP + fc head, so CAM is undefined: use method='gradcam' or a GAP backbone (vgg_gap)")
+        raise ValueError(f"{bb.name} has no GAP + fc head, so CAM is undefined: use Grad-CAM (--method gradcam) or a GAP backbone (--backbone vgg_gap)")
     if tap != bb.cam_tap:
         raise ValueError(f"CAM is defined only on the cam tap {bb.cam_tap!r} of {bb.name}, not {tap!r}: use gradcam/gradcam++")
 

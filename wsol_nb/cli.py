@@ -139,6 +139,8 @@ protocol (MaxBoxAcc, MaxBoxAccV2, PxAP with masks) or PSOL's / SPOL's (GT-known 
                   "mean, as SPOL's code does (default: they count as misses)")
              .arg('--interval', type=float, default=0.01, help='threshold step of the score-map sweep (default: 0.01)')
              .arg('--json', help='write the results to this JSON file')
+             .arg('--check-sizes', action='store_true', help="first compare every image's header with the size its metadata "
+                  'gives (the GT boxes are scaled by it); stop at a mismatch, naming the image')
              .arg('--quiet', action='store_true', help='do not print the table'))
 
 def eval_cli(argv:list|None=None): # arguments (default: sys.argv[1:])
@@ -263,6 +265,7 @@ train the class-agnostic segmentation MFF-Net2 on them (step 4).""",
     s.arg('--cam-model', required=True, help='run folder of wsol-train spol-cam')
     s.arg('--masks', help='pseudo-mask folder (default: OUT/masks)')
     s.arg('--gppl', choices=NAMES['gppl_presets'], help="GPPL preset (default: the preset's)")
+    s.arg('--remake-masks', action='store_true', help='make the pseudo masks again when OUT/masks holds masks of another network or preset')
     return c
 
 # %% ../nbs/16_cli.ipynb #ff16f9b1

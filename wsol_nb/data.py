@@ -423,11 +423,11 @@ def load_dataset(root, # dataset root (wsoleval: the images root)
         if metadata is not None: format = 'wsoleval'
         elif (_cub_root(root)/'images.txt').exists(): format = 'cub'
         elif (root/'train').is_dir() or (root/'val').is_dir(): format = 'imagenet'
-        else: raise ValueError(f'cannot tell the format of {root}: no images.txt, train/ or val/ (pass format=)')
+        else: raise ValueError(f'cannot tell the format of {root}: no images.txt, train/ or val/ (give --format cub, imagenet or wsoleval)')
     if format == 'cub': recs, cls = read_cub(root, split, **kw)
     elif format == 'imagenet': recs, cls = read_imagenet(root, split, **kw)
     elif format == 'wsoleval':
-        if metadata is None: raise ValueError('format wsoleval needs metadata= (the metadata folder)')
+        if metadata is None: raise ValueError('format wsoleval needs --metadata (the metadata folder)')
         md = Path(metadata)
         if not (md/'image_ids.txt').exists() and (md/split/'image_ids.txt').exists(): md = md/split
         recs, cls = read_wsoleval(md, root, **kw)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from .io import MapReader, read_boxes, read_predictions, write_json
-from .data import load_dataset, load_mask
+from .data import load_dataset, load_mask, check_image_sizes
 from .boxes import protocol_for
 from .metrics import evaluate_maps, evaluate_boxes
 
@@ -48,6 +48,7 @@ def wsol_eval(data:str, # dataset root (wsoleval format: the images root)
               drop_no_contour:bool=False, # spol only: leave images without a contour (no box) out of the mean, as SPOL's code does
               interval:float=0.01, # threshold step of the score-map sweep
               json:str|None=None, # write the results to this JSON file
+              check_sizes:bool=False, # first compare every image's header with its metadata size (reads each header)
               quiet:bool=False): # do not print the table
     "Evaluate score maps or boxes of a dataset split under a protocol; returns the result dict."
     if data is None: raise ValueError('--data is required')
@@ -59,6 +60,7 @@ def wsol_eval(data:str, # dataset root (wsoleval format: the images root)
                          f"not to {protocol}")
     if format in ('auto', None) and metadata is not None: format = 'wsoleval'
     ds = load_dataset(data, format=format, split=split, metadata=metadata)
+    if check_sizes: check_image_sizes(ds)   # boxes are scaled by these sizes: a wrong one is a wrong number
     recs = ds.records
     if not recs: raise ValueError(f'no images in split {split!r} of {data}')
     ids = [r.id for r in recs]

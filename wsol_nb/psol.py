@@ -285,7 +285,7 @@ def train_psol(root, # dataset root (or a `WSOLDataset` of the training split)
                origin:str='argument', # recorded in config.json as the origin of the preset values given here
                **kw) -> TrainResult: # `PSOLPreset` fields (epochs, batch_size, lr, size, wd, loss_scale ...) and `RunOptions` fields
     "Train PSOL's box regressor (-Sep) or regressor + classifier (-Joint) on pseudo boxes."
-    if boxes is None: raise ValueError("PSOL trains on pseudo boxes: pass boxes= (boxes.json from wsol-ddt, a dict id -> xyxy, or 'gt')")
+    if boxes is None: raise ValueError("PSOL trains on pseudo boxes: pass --boxes (boxes=): boxes.json from wsol-ddt, a dict id -> xyxy, or 'gt'")
     if variant not in ('sep', 'joint'): raise ValueError(f"variant must be 'sep' or 'joint', got {variant!r}")
     p, base, ro = _recipe(preset, format, kw, origin)
     run = run_options(run, **{'out': 'psol_run', **ro}) if run is None else run_options(run, **ro)

@@ -276,7 +276,7 @@ def make_pseudo_masks(cam_model, # MFF-Net1, or its run folder
     if (out/'index.json').exists() and not overwrite:
         old = read_json(out/'index.json')
         diff = [k for k in key if old.get(k) != key[k]]
-        if diff: raise ValueError(f"{out} holds pseudo masks made with other {', '.join(diff)}: pass overwrite=True or another out")
+        if diff: raise ValueError(f"{out} holds pseudo masks made with other {', '.join(diff)}: pass --remake-masks (overwrite=True) to make them again, or another --masks folder")
         try:
             pm = PseudoMasks(out); pm.reused = True
             if progress: print(f"reusing {len(pm)} pseudo masks in {out}")
@@ -377,7 +377,7 @@ def fg_probs(seg_model:MFFNet, x:torch.Tensor) -> torch.Tensor:
 def _threshold(m, threshold):
     if threshold is not None: return float(threshold)
     t = getattr(m, 'run_config', {}).get('threshold')
-    if t is None: raise ValueError("no threshold: pass threshold= (the model has no run config with a preset)")
+    if t is None: raise ValueError("no threshold: pass --threshold (threshold=; the model has no run config with a preset)")
     return float(t)
 
 def prob_boxes(probs:torch.Tensor, # (N,H,W) foreground probabilities

@@ -66,7 +66,7 @@ def run_train(a:argparse.Namespace) -> dict:
     masks = a.masks or str(Path(a.out)/'masks')
     def make():
         pm = make_pseudo_masks(a.cam_model, a.data, a.gppl or p.gppl, masks, p.mask_size, device=a.device, workers=a.workers or 0,
-                               progress=not a.no_progress, **d)
+                               progress=not a.no_progress, overwrite=a.remake_masks, **d)
         print(f"wsol-train spol-seg: rank {rank()} {'reused' if pm.reused else 'made'} {len(pm)} pseudo masks in {masks}")
     main_first(make, a.device)   # under torchrun: one writer, the other ranks wait
     return train_spol_seg(a.data, masks, **d, **t, **bb).run_result
