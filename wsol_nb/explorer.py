@@ -155,7 +155,7 @@ class MapCache:
 # %% ../nbs/13c_explorer.ipynb #8707b640
 def cam_grid(c:MapCache, method:str='cam')->tuple:
     "(h,w) of the feature map behind a CAM-family map of `method` on the cache's frame (7x7 at 224 px for a stride of 32)."
-    s = c.backbone.tap_stride(cam_tap(c.backbone, method))
+    s = c.backbone.tap_stride(cam_tap(c.backbone))
     return tuple(-(-v // s) for v in c.frame[::-1])
 
 def cam_provider(method:str='cam'):
@@ -252,7 +252,7 @@ class one_thread:
 
 def coincide_note(method:str, backbone=None)->str:
     "One line when `method` equals another method by construction on `backbone` (Grad-CAM = CAM on a GAP+FC head), else ''."
-    if method == 'Grad-CAM' and backbone is not None and getattr(backbone, 'cam_tap', None) and cam_tap(backbone, 'gradcam') == backbone.cam_tap:
+    if method == 'Grad-CAM' and backbone is not None and getattr(backbone, 'cam_tap', None) and cam_tap(backbone) == backbone.cam_tap:
         return ("Grad-CAM = CAM here: on a GAP+FC head the gradient of a class score with respect to each feature map is "
                 "its FC weight / (h w) at every position, so after normalisation the two maps are the same.")
     return ''
