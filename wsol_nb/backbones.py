@@ -11,28 +11,37 @@ import torch, torch.nn as nn, torch.nn.functional as F
 import torchvision.models as tvm
 
 # %% auto #0
-__all__ = ['LITE0_CFG', 'BACKBONES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGENET_CLASSES', 'Backbone', 'SameConv2d', 'MBConv',
-           'EfficientNetLite0', 'lite0_weights_file', 'weights_url', 'weights_file', 'new_fc', 'get_backbone',
-           'to_batch']
+__all__ = ['LAYOUTS', 'LITE0_CFG', 'BACKBONES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGENET_CLASSES', 'Backbone', 'SameConv2d',
+           'MBConv', 'EfficientNetLite0', 'lite0_weights_file', 'weights_url', 'weights_file', 'new_fc', 'ViTEmbed',
+           'ClassToken', 'get_backbone', 'ModelBackbone', 'wrap_model', 'to_batch']
 
 # %% ../nbs/05_backbones.ipynb #ac22ad29
+LAYOUTS = ('nchw', 'nhwc', 'tokens')
+
 class Backbone(nn.Module):
     "A classifier run as named stages: `forward` gives logits, `features` gives the maps at named taps."
     def __init__(self,
                  name:str,          # backbone name, as given to `get_backbone`
                  stages:dict,       # ordered name -> module; each stage's output is a tap
-                 head:nn.Module,    # last stage's map -> the vector `fc` classifies
+                 head:nn.Module,    # last stage's output -> the vector `fc` classifies
                  fc:nn.Linear,      # the final classifier layer
                  mean, std,         # per-channel normalisation of [0,1] inputs
                  channels:dict,     # tap -> number of channels
                  strides:dict,      # tap -> nominal stride
                  cam_tap:str|None,  # the tap feeding GAP + fc (None when the head is not GAP + fc)
-                 pyramid_taps:tuple # three taps at strides 8/16/32 (as close as the network has)
+                 pyramid_taps:tuple,# three taps at strides 8/16/32 (as close as the network has)
+                 layout:str='nchw', # how tap outputs are laid out: 'nchw', 'nhwc' (Swin) or 'tokens' (ViT: (N,T,C))
+                 map_tap:str|None=None, # the tap map methods read by default (None: `cam_tap`, else the last tap)
+                 prefix_tokens:int=0, # 'tokens' layout: leading tokens that are not grid cells (ViT's class token: 1)
+                 input_size:int|None=None, # the one square input side the network takes (ViT), or None for any
                 ):
         super().__init__()
+        if layout not in LAYOUTS: raise ValueError(f"unknown layout {layout!r}; choose from {LAYOUTS}")
         self.name,self.cam_tap,self.pyramid_taps = name,cam_tap,tuple(pyramid_taps)
         self.stages,self.head,self.fc = nn.ModuleDict(stages),head,fc
         self._channels,self._strides = dict(channels),dict(strides)
+        self.layout,self.prefix_tokens,self.input_size = layout,prefix_tokens,input_size
+        self.map_tap = map_tap or (cam_tap if cam_tap is not None else list(stages)[-1])
         self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1,3,1,1), persistent=False)
         self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1,3,1,1), persistent=False)
 
@@ -41,45 +50,63 @@ class Backbone(nn.Module):
     def tap_channels(self, tap:str)->int: "Channels of the map at `tap`."; return self._channels[self._check(tap)]
     def tap_stride(self, tap:str)->int: "Nominal stride of the map at `tap`."; return self._strides[self._check(tap)]
     def _check(self, tap):
-        if tap not in self.stages: raise KeyError(f"{self.name} has no tap {tap!r}; taps: {self.taps}")
+        if tap not in self._channels: raise KeyError(f"{self.name} has no tap {tap!r}; taps: {self.taps}")
         return tap
+    def _module(self, t:str) -> nn.Module:
+        "The submodule named `t` (a module tap)."
+        try: return self.get_submodule(t)
+        except AttributeError: raise KeyError(f"{self.name} has no tap or module {t!r}; taps: {self.taps}") from None
+
+    def as_map(self, t:torch.Tensor) -> torch.Tensor:
+        "A tap's output as a map (N,C,h,w): 'nhwc' is permuted; 'tokens' (N,T,C) drop the prefix tokens and fill the square grid."
+        if self.layout == 'nhwc' and t.ndim == 4: return t.permute(0, 3, 1, 2)
+        if self.layout != 'tokens' or t.ndim != 3: return t
+        n, T, c = t.shape; g = T - self.prefix_tokens; s = math.isqrt(g)
+        if s*s != g: raise ValueError(f"{self.name}: {T} tokens minus {self.prefix_tokens} prefix token(s) do not fill a square grid")
+        return t[:, self.prefix_tokens:].transpose(1, 2).reshape(n, c, s, s)
 
     def normalize(self, x):
         "Check `x` is (N,3,H,W) in [0,1] (uint8 is divided by 255) and normalise it for this network."
         if x.ndim != 4 or x.shape[1] != 3: raise ValueError(f"{self.name} expects images (N,3,H,W), got shape {tuple(x.shape)}")
+        if self.input_size and tuple(x.shape[-2:]) != (self.input_size,)*2:
+            raise ValueError(f"{self.name} takes {self.input_size}x{self.input_size} images, got {x.shape[-2]}x{x.shape[-1]}: "
+                             f"resize them to {self.input_size} (wsol-cam: --size {self.input_size})")
         if not x.is_floating_point(): x = x.float()/255
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
-    def run(self, x, taps=(), logits=True):
-        "Normalise `x`, run the stages (all, or up to the last of `taps` when `logits=False`); return (taps dict, logits|None)."
+    def _forward(self, x, stage_taps, out, last):
+        "Run the stages on a normalised `x` up to index `last`, storing `stage_taps` in `out`; return the last output."
+        for i,(n,s) in enumerate(self.stages.items()):
+            if i > last: break
+            x = s(x)
+            if n in stage_taps: out[n] = x
+        return x
+
+    def run(self, x, taps=(), logits=True, normalized=False):
+        "Run the network on `x` (normalised here unless `normalized`): (tap outputs as the layers give them, logits|None)."
         taps = [taps] if isinstance(taps, str) else list(taps)
         stage_taps = [t for t in taps if t in self.stages]
         mod_taps = [t for t in taps if t not in self.stages]
         out, hooks = {}, []
         try:
             for t in mod_taps:  # any submodule name (e.g. 'stages.layer4.2.conv3') works through a forward hook
-                try: m = self.get_submodule(t)
-                except AttributeError: raise KeyError(f"{self.name} has no tap or module {t!r}; taps: {self.taps}") from None
-                hooks.append(m.register_forward_hook(lambda mod, i, o, t=t: out.__setitem__(t, o)))
+                hooks.append(self._module(t).register_forward_hook(lambda mod, i, o, t=t: out.__setitem__(t, o)))
             last = max((self.taps.index(t) for t in stage_taps), default=-1)
             if mod_taps or logits: last = len(self.stages)-1
-            x = self.normalize(x)
-            for i,(n,s) in enumerate(self.stages.items()):
-                if i > last: break
-                x = s(x)
-                if n in stage_taps: out[n] = x
+            x = self._forward(x if normalized else self.normalize(x), stage_taps, out, last)
             y = self.fc(self.head(x)) if logits else None
         finally:
             for h in hooks: h.remove()
         return {t:out[t] for t in taps}, y
 
     def features(self, x, taps) -> dict:
-        "Maps at `taps` (a name or list of names) for images `x` in [0,1]; stops after the deepest tap."
-        return self.run(x, taps, logits=False)[0]
+        "Maps (N,C,h,w) at `taps` (a name or list of names) for images `x` in [0,1]; stops after the deepest tap."
+        return {t:self.as_map(v) for t,v in self.run(x, taps, logits=False)[0].items()}
 
     def forward(self, x): return self.run(x)[1]
 
-    def extra_repr(self): return f"name={self.name!r}, cam_tap={self.cam_tap!r}, pyramid_taps={self.pyramid_taps}"
+    def extra_repr(self): return f"name={self.name!r}, cam_tap={self.cam_tap!r}, map_tap={self.map_tap!r}, layout={self.layout!r}"
+
 
 # %% ../nbs/05_backbones.ipynb #c29d0458
 class SameConv2d(nn.Conv2d):
@@ -141,7 +168,8 @@ def lite0_weights_file() -> Path:
 _TV = dict(vgg16=('vgg16','VGG16_Weights'), vgg_gap=('vgg16','VGG16_Weights'), vgg_gap_pool5=('vgg16','VGG16_Weights'),
            resnet50=('resnet50','ResNet50_Weights'),
            inception_v3=('inception_v3','Inception_V3_Weights'), densenet161=('densenet161','DenseNet161_Weights'),
-           efficientnet_b7=('efficientnet_b7','EfficientNet_B7_Weights'))
+           efficientnet_b7=('efficientnet_b7','EfficientNet_B7_Weights'), vit_b_16=('vit_b_16','ViT_B_16_Weights'),
+           swin_t=('swin_t','Swin_T_Weights'))
 BACKBONES = ('efficientnet_lite0',) + tuple(_TV)
 
 def weights_url(name:str, variant='IMAGENET1K_V1') -> str:
@@ -263,6 +291,38 @@ def _efficientnet_b7(m):
     return dict(stages=st, head=_gap(m.classifier[0].p), fc=m.classifier[1], channels=ch, strides=sd, cam_tap='head',
                 pyramid_taps=('stage3','stage5','head'))
 
+# %% ../nbs/05_backbones.ipynb #30fe8f8d
+class ViTEmbed(nn.Module):
+    "ViT's input stage: patch embedding, class token prepended, position embeddings added (torchvision's parameters)."
+    def __init__(self, m):
+        super().__init__()
+        self.conv_proj, self.class_token, self.pos_embedding, self.dropout = m.conv_proj, m.class_token, m.encoder.pos_embedding, m.encoder.dropout
+    def forward(self, x):
+        x = self.conv_proj(x).flatten(2).transpose(1, 2)
+        return self.dropout(torch.cat([self.class_token.expand(len(x), -1, -1), x], 1) + self.pos_embedding)
+
+class ClassToken(nn.Module):
+    "The class token of a token sequence (N,T,C) -> (N,C)."
+    def forward(self, x): return x[:, 0]
+
+def _vit(m):
+    n, s = len(m.encoder.layers), m.patch_size
+    st = OrderedDict(embed=ViTEmbed(m), **{f'block{i+1}':b for i,b in enumerate(m.encoder.layers)})
+    return dict(stages=st, head=nn.Sequential(m.encoder.ln, ClassToken()), fc=m.heads.head,
+                channels={t:m.hidden_dim for t in st}, strides={t:s for t in st}, cam_tap=None,
+                pyramid_taps=(f'block{n//3}', f'block{2*n//3}', f'block{n}'), layout='tokens', prefix_tokens=1,
+                map_tap=f'block{n-1}', input_size=m.image_size)
+
+def _swin(m):
+    f = m.features
+    names = ['embed', 'stage1', 'merge1', 'stage2', 'merge2', 'stage3', 'merge3', 'stage4']
+    st = OrderedDict(zip(names, f)); st['norm'] = m.norm
+    c = f[0][0].out_channels
+    ch = dict(embed=c, stage1=c, merge1=2*c, stage2=2*c, merge2=4*c, stage3=4*c, merge3=8*c, stage4=8*c, norm=8*c)
+    sd = dict(embed=4, stage1=4, merge1=8, stage2=8, merge2=16, stage3=16, merge3=32, stage4=32, norm=32)
+    return dict(stages=st, head=nn.Sequential(m.permute, _gap()), fc=m.head, channels=ch, strides=sd, cam_tap='norm',
+                pyramid_taps=('stage2', 'stage3', 'norm'), layout='nhwc')
+
 # %% ../nbs/05_backbones.ipynb #1adf93a6
 def _arch(name):
     "The bare network for `name`, randomly initialised (torchvision models use their own init)."
@@ -272,7 +332,8 @@ def _arch(name):
 
 _SPLIT = dict(efficientnet_lite0=_lite0, vgg16=_vgg16, vgg_gap=lambda m: _vgg16(m, gap=True),
               vgg_gap_pool5=lambda m: _vgg16(m, gap=True, pool5=True), resnet50=_resnet50,
-              inception_v3=_inception_v3, densenet161=_densenet161, efficientnet_b7=_efficientnet_b7)
+              inception_v3=_inception_v3, densenet161=_densenet161, efficientnet_b7=_efficientnet_b7,
+              vit_b_16=_vit, swin_t=_swin)
 
 def get_backbone(name:str='efficientnet_lite0', # one of `BACKBONES`
                  weights:str|Path|None='imagenet', # 'imagenet' (offline cache / bundled), a torchvision variant name, a file, or None
@@ -290,6 +351,74 @@ def get_backbone(name:str='efficientnet_lite0', # one of `BACKBONES`
     k = sd['fc.weight'].shape[0] if own and 'fc.weight' in sd else num_classes  # a saved Backbone knows its classes
     if k is not None and k != bb.fc.out_features: bb.fc = new_fc(bb.fc.in_features, k)
     if own: _load(bb, sd, path)
+    return bb.eval()
+
+# %% ../nbs/05_backbones.ipynb #04b4d5a9
+class ModelBackbone(Backbone):
+    "Any classifier `nn.Module` behind the `Backbone` interface: taps are its own module names, read with forward hooks."
+    @property
+    def model(self) -> nn.Module: return self.stages['model']
+    @property
+    def taps(self): return list(self._channels)
+    def _module(self, t:str) -> nn.Module:
+        try: return self.model.get_submodule(t)
+        except AttributeError: raise KeyError(f"{self.name} has no module {t!r} (a name from model.named_modules()); taps: {self.taps}") from None
+    def run(self, x, taps=(), logits=True, normalized=False):
+        "Run the model on `x` (normalised here unless `normalized`): (outputs of the modules named by `taps`, logits|None)."
+        taps = [taps] if isinstance(taps, str) else list(taps)
+        out, hooks = {}, []
+        try:
+            for t in taps: hooks.append(self._module(t).register_forward_hook(lambda mod, i, o, t=t: out.__setitem__(t, o)))
+            y = self.model(x if normalized else self.normalize(x))
+        finally:
+            for h in hooks: h.remove()
+        y = y[0] if isinstance(y, (tuple, list)) else getattr(y, 'logits', y)
+        return {t:out[t] for t in taps}, (y if logits else None)
+
+
+# %% ../nbs/05_backbones.ipynb #fefbe902
+def _find_fc(model:nn.Module, k:int) -> nn.Linear|None:
+    "The model's last `nn.Linear` with `k` outputs."
+    return next((m for m in reversed(list(model.modules())) if isinstance(m, nn.Linear) and m.out_features == k), None)
+
+def _guess_layout(t:torch.Tensor, fc) -> tuple:
+    "(layout, prefix tokens) of a probe output."
+    if t.ndim == 3: return 'tokens', t.shape[1] - math.isqrt(t.shape[1])**2
+    if t.ndim != 4: raise ValueError(f"a tap must give maps (N,C,h,w), channels-last maps or tokens (N,T,C), not shape {tuple(t.shape)}")
+    nhwc = fc is not None and t.shape[-1] == fc.in_features != t.shape[1]
+    return ('nhwc' if nhwc else 'nchw'), 0
+
+def wrap_model(model:nn.Module, # a classifier: images (N,3,H,W), normalised by `mean`/`std`, -> logits (N,K)
+               layer:str|list, # name of the module whose output the map methods read (model.named_modules()), or several
+               fc:nn.Linear|str|None=None, # its last linear layer (or its name); None: the last nn.Linear with K outputs
+               mean=IMAGENET_MEAN, std=IMAGENET_STD, # the normalisation the model expects of [0,1] images
+               layout:str='auto', # 'auto', 'nchw', 'nhwc' or 'tokens' (see `Backbone`)
+               prefix_tokens:int|None=None, # 'tokens': leading tokens that are not patches (None: guessed from the probe)
+               input_size:int=224, # side of the probe image (and the one input side, for ViT-like models)
+               name:str|None=None, # a name for messages (default: the model's class name)
+              ) -> ModelBackbone:
+    "A `Backbone` for any classifier and layer name: taps, channels, stride and layout from one probe pass; CAM where exact."
+    layers = [layer] if isinstance(layer, str) else list(layer)
+    name = name or type(model).__name__
+    if isinstance(fc, str): fc = model.get_submodule(fc)
+    bb = ModelBackbone(name, dict(model=model), nn.Identity(), fc, mean, std, {l:0 for l in layers}, {l:1 for l in layers},
+                       None, (), map_tap=layers[-1])
+    mode = model.training; model.eval()
+    dev = next(model.parameters()).device
+    try:
+        with torch.no_grad(): outs, y = bb.run(torch.rand(1, 3, input_size, input_size, device=dev), layers)
+    finally: model.train(mode)
+    if y.ndim != 2: raise ValueError(f"{name} gives outputs of shape {tuple(y.shape)}, not logits (N,K)")
+    bb.fc = fc if fc is not None else _find_fc(model, y.shape[1])
+    guess = _guess_layout(outs[layers[-1]], bb.fc)
+    bb.layout = guess[0] if layout == 'auto' else layout
+    bb.prefix_tokens = (guess[1] if bb.layout == 'tokens' else 0) if prefix_tokens is None else prefix_tokens
+    if bb.layout == 'tokens': bb.input_size = input_size
+    for l,t in outs.items():
+        m = bb.as_map(t); bb._channels[l], bb._strides[l] = m.shape[1], max(1, round(input_size / m.shape[-1]))
+    if bb.fc is not None and bb.fc.in_features == bb._channels[layers[-1]] and bb.fc.weight.any():  # a zero head fits any tap
+        with torch.no_grad(): gap = bb.fc(bb.as_map(outs[layers[-1]]).float().mean((2, 3)))
+        if torch.allclose(gap, y.float(), rtol=1e-3, atol=1e-4 * max(1., y.abs().max().item())): bb.cam_tap = layers[-1]
     return bb.eval()
 
 # %% ../nbs/05_backbones.ipynb #ccc2be8f
