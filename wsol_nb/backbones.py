@@ -388,13 +388,18 @@ def _guess_layout(t:torch.Tensor, fc) -> tuple:
     nhwc = fc is not None and t.shape[-1] == fc.in_features != t.shape[1]
     return ('nhwc' if nhwc else 'nchw'), 0
 
+def _model_size(model) -> int:
+    "The input side a model declares (torchvision ViT's `image_size`, timm's `pretrained_cfg`), else 224."
+    cfg = getattr(model, 'pretrained_cfg', None) or getattr(model, 'default_cfg', None) or {}
+    return int(getattr(model, 'image_size', None) or (cfg.get('input_size') or (224,))[-1])
+
 def wrap_model(model:nn.Module, # a classifier: images (N,3,H,W), normalised by `mean`/`std`, -> logits (N,K)
                layer:str|list, # name of the module whose output the map methods read (model.named_modules()), or several
                fc:nn.Linear|str|None=None, # its last linear layer (or its name); None: the last nn.Linear with K outputs
                mean=IMAGENET_MEAN, std=IMAGENET_STD, # the normalisation the model expects of [0,1] images
                layout:str='auto', # 'auto', 'nchw', 'nhwc' or 'tokens' (see `Backbone`)
                prefix_tokens:int|None=None, # 'tokens': leading tokens that are not patches (None: guessed from the probe)
-               input_size:int=224, # side of the probe image (and the one input side, for ViT-like models)
+               input_size:int|None=None, # side of the probe image (and the one input side of ViT-like models); None: the model's own or 224
                name:str|None=None, # a name for messages (default: the model's class name)
               ) -> ModelBackbone:
     "A `Backbone` for any classifier and layer name: taps, channels, stride and layout from one probe pass; CAM where exact."
@@ -403,10 +408,14 @@ def wrap_model(model:nn.Module, # a classifier: images (N,3,H,W), normalised by 
     if isinstance(fc, str): fc = model.get_submodule(fc)
     bb = ModelBackbone(name, dict(model=model), nn.Identity(), fc, mean, std, {l:0 for l in layers}, {l:1 for l in layers},
                        None, (), map_tap=layers[-1])
+    input_size = input_size or _model_size(model)
     mode = model.training; model.eval()
     dev = next(model.parameters()).device
     try:
         with torch.no_grad(): outs, y = bb.run(torch.rand(1, 3, input_size, input_size, device=dev), layers)
+    except KeyError: raise
+    except Exception as e:
+        raise ValueError(f"{name} failed on a {input_size}x{input_size} probe image ({type(e).__name__}: {str(e)[:200]}): pass input_size=") from None
     finally: model.train(mode)
     if y.ndim != 2: raise ValueError(f"{name} gives outputs of shape {tuple(y.shape)}, not logits (N,K)")
     bb.fc = fc if fc is not None else _find_fc(model, y.shape[1])
