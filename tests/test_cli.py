@@ -58,6 +58,29 @@ def test_cam_then_eval(data, tmp_path):
         assert r['protocol'] == dict(psol='psol_cub').get(p, p) and r['n_images'] == 4 and r['seconds'] >= 0 and r['dropped_no_contour'] == 0
         assert ('MaxBoxAccV2' if p == 'wsoleval' else 'GT-known') in r
 
+def test_every_map_method_and_a_vit_end_to_end(data, tmp_path):
+    "The newer map methods through wsol-cam on the embedded data, and a ViT (random weights) through wsol-cam and wsol-eval."
+    cases = dict(layercam=['--tap', 'stage5,head'], xgradcam=[], hirescam=['--norm', 'minmax'], eigencam=['--target', 'gt'],
+                 scorecam=['--tap', 'stage3', '--variant', 'libraries', '--score-batch', 16])
+    run_all(*[['wsol-cam', '--data', data, '--method', m, '--target', 'top1', *extra, '--out', tmp_path/f'{m}.npz', '--size', 64,
+               '--no-progress'] for m, extra in cases.items()])
+    for m in cases:
+        with np.load(tmp_path/f'{m}.npz') as z: assert len(z.files) == 4 and all(abs(z[k].max() - 1) < 1e-5 for k in z.files), m
+        cfg = json.loads((tmp_path/f'{m}_config.json').read_text())
+        assert cfg['method'] == m and cfg['target'] == (None if m == 'eigencam' else 'top1'), cfg
+    vit = ['wsol-cam', '--data', data, '--backbone', 'vit_b_16', '--weights', 'none', '--target', 'top1', '--no-progress']
+    for m in ('rollout', 'gradcam'): run(*vit, '--method', m, '--out', tmp_path/f'vit_{m}.npz')
+    for m in ('rollout', 'gradcam'):
+        run('wsol-eval', '--data', data, '--maps', tmp_path/f'vit_{m}.npz', '--protocol', 'wsoleval', '--json', tmp_path/f'vit_{m}.json')
+        r = json.loads((tmp_path/f'vit_{m}.json').read_text()); assert r['n_images'] == 4 and 'MaxBoxAccV2' in r
+    assert json.loads((tmp_path/'vit_gradcam_config.json').read_text())['tap'] == 'block11'
+    bad = run(*vit, '--method', 'cam', '--out', tmp_path/'x.npz', ok=False)
+    assert bad.returncode == 1 and 'has no GAP + fc head' in bad.stderr and 'Traceback' not in bad.stderr
+    bad = run(*vit, '--size', 64, '--out', tmp_path/'x.npz', '--method', 'gradcam', ok=False)
+    assert bad.returncode == 1 and 'use --size 224' in bad.stderr
+    bad = run('wsol-cam', '--data', data, '--tap', 'stage9', '--out', tmp_path/'x.npz', '--method', 'gradcam', '--size', 64, ok=False)
+    assert bad.returncode == 1 and "has no tap or module 'stage9'" in bad.stderr and 'Traceback' not in bad.stderr
+
 def test_eval_drop_no_contour(data, tmp_path):
     "SPOL's option: images whose map gives no contour leave the mean; the report counts them."
     from wsol_nb.data import load_dataset

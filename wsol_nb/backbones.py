@@ -11,12 +11,16 @@ import torch, torch.nn as nn, torch.nn.functional as F
 import torchvision.models as tvm
 
 # %% auto #0
-__all__ = ['LAYOUTS', 'LITE0_CFG', 'BACKBONES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGENET_CLASSES', 'Backbone', 'SameConv2d',
-           'MBConv', 'EfficientNetLite0', 'lite0_weights_file', 'weights_url', 'weights_file', 'new_fc', 'ViTEmbed',
-           'ClassToken', 'get_backbone', 'ModelBackbone', 'wrap_model', 'to_batch']
+__all__ = ['LAYOUTS', 'LITE0_CFG', 'BACKBONES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGENET_CLASSES', 'UnknownTap', 'Backbone',
+           'SameConv2d', 'MBConv', 'EfficientNetLite0', 'lite0_weights_file', 'weights_url', 'weights_file', 'new_fc',
+           'ViTEmbed', 'ClassToken', 'get_backbone', 'ModelBackbone', 'wrap_model', 'to_batch']
 
 # %% ../nbs/05_backbones.ipynb #ac22ad29
 LAYOUTS = ('nchw', 'nhwc', 'tokens')
+
+class UnknownTap(KeyError):
+    "A tap or module name the backbone does not have (the message lists its taps)."
+    def __str__(self): return str(self.args[0])
 
 class Backbone(nn.Module):
     "A classifier run as named stages: `forward` gives logits, `features` gives the maps at named taps."
@@ -50,12 +54,12 @@ class Backbone(nn.Module):
     def tap_channels(self, tap:str)->int: "Channels of the map at `tap`."; return self._channels[self._check(tap)]
     def tap_stride(self, tap:str)->int: "Nominal stride of the map at `tap`."; return self._strides[self._check(tap)]
     def _check(self, tap):
-        if tap not in self._channels: raise KeyError(f"{self.name} has no tap {tap!r}; taps: {self.taps}")
+        if tap not in self._channels: raise UnknownTap(f"{self.name} has no tap {tap!r}; taps: {self.taps}")
         return tap
     def _module(self, t:str) -> nn.Module:
         "The submodule named `t` (a module tap)."
         try: return self.get_submodule(t)
-        except AttributeError: raise KeyError(f"{self.name} has no tap or module {t!r}; taps: {self.taps}") from None
+        except AttributeError: raise UnknownTap(f"{self.name} has no tap or module {t!r}; taps: {self.taps}") from None
 
     def as_map(self, t:torch.Tensor) -> torch.Tensor:
         "A tap's output as a map (N,C,h,w): 'nhwc' is permuted; 'tokens' (N,T,C) drop the prefix tokens and fill the square grid."
@@ -362,7 +366,7 @@ class ModelBackbone(Backbone):
     def taps(self): return list(self._channels)
     def _module(self, t:str) -> nn.Module:
         try: return self.model.get_submodule(t)
-        except AttributeError: raise KeyError(f"{self.name} has no module {t!r} (a name from model.named_modules()); taps: {self.taps}") from None
+        except AttributeError: raise UnknownTap(f"{self.name} has no module {t!r} (a name from model.named_modules()); taps: {self.taps}") from None
     def run(self, x, taps=(), logits=True, normalized=False):
         "Run the model on `x` (normalised here unless `normalized`): (outputs of the modules named by `taps`, logits|None)."
         taps = [taps] if isinstance(taps, str) else list(taps)
@@ -413,7 +417,7 @@ def wrap_model(model:nn.Module, # a classifier: images (N,3,H,W), normalised by 
     dev = next(model.parameters()).device
     try:
         with torch.no_grad(): outs, y = bb.run(torch.rand(1, 3, input_size, input_size, device=dev), layers)
-    except KeyError: raise
+    except UnknownTap: raise
     except Exception as e:
         raise ValueError(f"{name} failed on a {input_size}x{input_size} probe image ({type(e).__name__}: {str(e)[:200]}): pass input_size=") from None
     finally: model.train(mode)

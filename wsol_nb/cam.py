@@ -50,11 +50,12 @@ def gradcam_raw(A, # features (N,K,h,w)
     return torch.einsum('nkhw,nk->nhw', A.float(), g.float().mean((2, 3)))
 
 def gradcampp_raw(A, # features (N,K,h,w)
-                  g): # d score / d A, same shape
+                  g, # d score / d A, same shape
+                  eps:float=0.): # added to the denominator (pytorch-grad-cam adds 1e-6; 0/0 is 0 either way)
     "Grad-CAM++ before ReLU/normalisation (N,h,w)."
     A, g = A.float(), g.float()
     g2 = g*g
-    den = 2*g2 + A.sum((2, 3), keepdim=True)*g2*g
+    den = 2*g2 + A.sum((2, 3), keepdim=True)*g2*g + eps
     a = g2 / torch.where(den != 0, den, torch.ones_like(den))
     return torch.einsum('nkhw,nk->nhw', A, (a*F.relu(g)).sum((2, 3)))
 
@@ -180,7 +181,7 @@ NORMS = ('max', 'minmax')
 
 def finish_maps(maps:torch.Tensor, # raw maps (N,h,w)
                 size=None, # (H,W) to upsample to, or None to keep h,w
-                norm:str='max'): # 'max' (upsample, divide by the max) or 'minmax' (min-max at h,w, then upsample)
+                norm:str='max'): # 'max' (upsample, divide by the max) or 'minmax' (min-max at h,w, upsample, min-max again)
     "ReLU, then `norm`: maps in [0,1] at `size`; constant maps -> zeros; non-finite -> error naming the image."
     if norm not in NORMS: raise ValueError(f"unknown normalisation {norm!r}; choose from {NORMS}")
     bad = (~torch.isfinite(maps).flatten(1).all(1)).nonzero().flatten().tolist()
@@ -188,7 +189,7 @@ def finish_maps(maps:torch.Tensor, # raw maps (N,h,w)
     m = F.relu(maps.float())
     up = lambda m: m if size is None or tuple(m.shape[-2:]) == tuple(size) else \
         F.interpolate(m[:, None], size=tuple(size), mode='bilinear', align_corners=False)[:, 0]
-    if norm == 'minmax': return up(_minmax(m, 1e-7))
+    if norm == 'minmax': return _minmax(up(_minmax(m, 1e-7)), 1e-7)
     m = up(m)
     f = m.flatten(1); mx, mn = f.amax(1), f.amin(1)
     ok = (mx > mn)[:, None, None]
@@ -282,14 +283,15 @@ def _collate(batch):
 def dataset_cams(bb:Backbone, # classifier
                  ds, # a `WSOLDataset` whose transform gives one image size
                  writer:MapWriter, # where the maps go
-                 method='cam', target='gt', tap=None, batch_size=32, workers=0, progress=True) -> tuple:
+                 method='cam', target='gt', tap=None, batch_size=32, workers=0, progress=True,
+                 **opts) -> tuple: # opts: `compute_cams`' norm, score_batch, variant, discard
     "Write maps for every readable image of `ds`; return (top-5 predictions dict, number of skipped images)."
     dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=_collate)
     dev, preds, skipped = next(bb.parameters()).device, {}, 0
     for b in tqdm(dl, desc=f'{method} maps', disable=not progress):
         skipped += b['n_skipped']
         if 'image' not in b: continue  # every image of this batch was unreadable
-        try: maps, logits = compute_cams(bb, b['image'].to(dev), target, method, tap, labels=b['label'].to(dev))
+        try: maps, logits = compute_cams(bb, b['image'].to(dev), target, method, tap, labels=b['label'].to(dev), **opts)
         except ValueError as e: raise ValueError(f"{e}; image ids of this batch, by index: {b['id']}") from None
         top5 = logits.topk(min(5, logits.shape[1]), 1).indices.cpu().tolist()
         for i, m, p in zip(b['id'], maps.cpu().numpy(), top5): writer.add(i, m); preds[i] = p
@@ -303,9 +305,13 @@ def wsol_cam(data:str, # dataset root
             backbone:str='efficientnet_lite0', # backbone name (wsol_nb.backbones.BACKBONES)
             weights:str='imagenet', # 'imagenet', a weights/checkpoint file, or 'none'
             num_classes:int=None, # classes of a fine-tuned checkpoint's head (default: as the weights)
-            tap:str=None, # tap to read (default: the backbone's cam tap)
+            tap:str=None, # tap to read (default: the backbone's map tap); layercam fuses several: 'stage5,head'
             method:str='cam', # map method: one of `METHODS`
-            target:str='gt', # class whose map is computed: 'gt' or 'top1'
+            target:str='gt', # class whose map is computed: 'gt' or 'top1' (class-agnostic methods ignore it)
+            norm:str='max', # map normalisation: one of `NORMS`
+            score_batch:int=32, # scorecam: masked images per forward pass
+            variant:str='paper', # scorecam: one of `SCORECAM_VARIANTS`
+            discard:float=0., # rollout: fraction of each layer's weakest attention dropped
             predictions:str=None, # also write PRED.json: id -> top-5 class indices
             batch_size:int=32, # images per batch
             size:int=224, # side of the square the whole image is resized to
@@ -313,7 +319,7 @@ def wsol_cam(data:str, # dataset root
             device:str='auto', # 'auto', 'cpu', 'cuda', 'cuda:1', ...
             workers:int=0, # data loader worker processes
             progress:bool=True): # show a progress bar
-    "Compute CAM / Grad-CAM / Grad-CAM++ maps for a dataset split and write them to an .npz file."
+    "Compute the maps of `method` for a dataset split and write them to an .npz file."
     from wsol_nb.data import load_dataset, eval_transform
     from wsol_nb.io import map_dtype
     t0, dt = time.time(), map_dtype(dtype)
@@ -322,18 +328,26 @@ def wsol_cam(data:str, # dataset root
     if not len(ds): raise ValueError(f"no images in split {split!r} of {data}")
     w = None if str(weights).lower() == 'none' else weights
     bb = get_backbone(backbone, w, num_classes).to(get_device(device))
+    _method(bb, method, tap.split(',') if tap else [default_tap(bb)])
+    for t in (tap.split(',') if tap else []):
+        if t not in bb.taps: bb._module(t)   # an unknown tap fails here, listing the taps
+    if bb.input_size and size != bb.input_size: raise ValueError(f"{backbone} takes {bb.input_size}x{bb.input_size} images: use --size {bb.input_size}")
     k, nc = bb.fc.out_features, len(ds.classes)   # wsoleval metadata lists labels, not the classes: only the labels are checked
-    if target == 'gt' and (max(ds.labels) >= k or (ds.format != 'wsoleval' and k != nc)):
+    agnostic = method in METHODS and METHODS[method].class_agnostic
+    if target == 'gt' and not agnostic and (max(ds.labels) >= k or (ds.format != 'wsoleval' and k != nc)):
         raise ValueError(f"--target gt needs a head whose classes are the dataset's: {data} has "
                          f"{nc if ds.format != 'wsoleval' else f'labels up to {max(ds.labels)}, so at least {max(ds.labels)+1}'} "
                          f"classes, the head of {backbone} ({weights}) has {k}: pass a model trained on this data "
                          "(--weights FILE) or use --target top1")
     with MapWriter(out, dtype=dt) as wr:
-        preds, skipped = dataset_cams(bb, ds, wr, method, target, tap, batch_size, workers, progress)
+        preds, skipped = dataset_cams(bb, ds, wr, method, target, tap, batch_size, workers, progress,
+                                      norm=norm, score_batch=score_batch, variant=variant, discard=discard)
     if predictions: write_json(predictions, preds, indent=None)
     miss = [r.id for r in ds.records if r.id not in preds]  # unreadable (worker processes keep their own ds.skipped)
     cfg = dict(data=str(data), format=format, metadata=metadata, split=split, backbone=backbone, weights=str(weights),
-               tap=tap or default_tap(bb), method=method, target=target, size=size, dtype=dt.name, n_maps=len(preds),
+               tap=tap or default_tap(bb), method=method, target=None if agnostic else target, norm=norm,
+               **(dict(variant=variant, score_batch=score_batch) if method == 'scorecam' else {}),
+               **(dict(discard=discard) if method == 'rollout' else {}), size=size, dtype=dt.name, n_maps=len(preds),
                n_skipped=skipped, skipped=miss, seconds=round(time.time()-t0, 1))
     p = Path(out); write_json(p.with_name(p.stem + '_config.json'), cfg)
     msg = f"wsol-cam: wrote {len(preds)} {method} maps ({size}x{size}, {dt.name}) to {out}"

@@ -94,8 +94,11 @@ def run(cmd:Command, # the command
 
 # %% ../nbs/16_cli.ipynb #975a2b74
 NAMES = dict(
-    backbones=('efficientnet_lite0', 'vgg16', 'vgg_gap', 'vgg_gap_pool5', 'resnet50', 'inception_v3', 'densenet161', 'efficientnet_b7'),
-    cam_methods=('cam', 'gradcam', 'gradcam++'),
+    backbones=('efficientnet_lite0', 'vgg16', 'vgg_gap', 'vgg_gap_pool5', 'resnet50', 'inception_v3', 'densenet161', 'efficientnet_b7',
+               'vit_b_16', 'swin_t'),
+    cam_methods=('cam', 'gradcam', 'gradcam++', 'xgradcam', 'hirescam', 'layercam', 'scorecam', 'eigencam', 'rollout'),
+    cam_norms=('max', 'minmax'),
+    scorecam_variants=('paper', 'libraries'),
     ddt_presets=('psol', 'efficientnet_lite0'),
     sign_rules=('smaller', 'extreme', 'loading', 'activation'),
     psol_presets=('psol_paper_imagenet', 'psol_paper_cub', 'psol_official_imagenet', 'psol_official_cub', 'synthetic'),
@@ -152,8 +155,9 @@ def eval_cli(argv:list|None=None): # arguments (default: sys.argv[1:])
 
 # %% ../nbs/16_cli.ipynb #87d60415
 def cam_command() -> Command:
-    "`wsol-cam`: CAM / Grad-CAM / Grad-CAM++ maps of a split, to one .npz."
-    c = Command('wsol-cam', """Compute CAM / Grad-CAM / Grad-CAM++ score maps of a classifier for every image of a dataset split and write them
+    "`wsol-cam`: CAM-family maps (or Eigen-CAM, attention rollout) of a split, to one .npz."
+    c = Command('wsol-cam', """Compute score maps of a classifier (CAM, Grad-CAM, Grad-CAM++, XGrad-CAM, HiRes-CAM, LayerCAM, Score-CAM, Eigen-CAM,
+or attention rollout for a transformer) for every image of a dataset split and write them
 to one .npz file (image id -> float32 map, or float16 with --dtype float16). Each image is resized whole (no crop) to SIZE x SIZE, so every map covers
 the whole image: `wsol-eval --maps` scores it under any protocol. Unreadable images are skipped and listed.""",
                 'wsol-cam --data CUB_200_2011 --method gradcam --target top1 --out maps.npz --predictions pred.json')
@@ -162,9 +166,13 @@ the whole image: `wsol-eval --maps` scores it under any protocol. Unreadable ima
     c.arg('--backbone', default='efficientnet_lite0', choices=NAMES['backbones'], help='backbone (default: efficientnet_lite0)')
     c.arg('--weights', default='imagenet', help="'imagenet', a weights/checkpoint file, or 'none'")
     c.arg('--num-classes', type=int, help="classes of a fine-tuned checkpoint's head (default: as the weights)")
-    c.arg('--tap', help="tap to read (default: the backbone's cam tap)")
+    c.arg('--tap', help="tap to read (default: the backbone's cam tap, or its map tap); layercam fuses several: --tap stage5,head")
     c.arg('--method', default='cam', choices=NAMES['cam_methods'], help='map method (default: cam)')
-    c.arg('--target', default='gt', choices=('gt', 'top1'), help='class whose map is computed (default: gt)')
+    c.arg('--target', default='gt', choices=('gt', 'top1'), help='class whose map is computed (default: gt; eigencam and rollout ignore it)')
+    c.arg('--norm', default='max', choices=NAMES['cam_norms'], help="map normalisation: the kit's max or the CAM libraries' minmax (default: max)")
+    c.arg('--score-batch', type=int, default=32, help='scorecam: masked images per forward pass, the memory cap (default: 32)')
+    c.arg('--variant', default='paper', choices=NAMES['scorecam_variants'], help="scorecam: the paper's weights or the libraries' (default: paper)")
+    c.arg('--discard', type=float, default=0., help="rollout: fraction of each layer's weakest attention dropped (default: 0)")
     c.arg('--predictions', help='also write PRED.json: id -> top-5 class indices')
     c.arg('--batch-size', type=int, default=32, help='images per batch (default: 32)')
     c.arg('--size', type=int, default=224, help='side of the square the whole image is resized to (default: 224)')

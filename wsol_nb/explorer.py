@@ -13,7 +13,7 @@ import ipywidgets as W
 from fastcore.basics import patch
 from .boxes import PROTOCOLS, protocol_boxes, center_crop_box, get_protocol
 from .extract import THRESHOLD_RULES, threshold_maps, mask_boxes, normalize_maps
-from .cam import compute_cams, default_tap as cam_tap
+from .cam import compute_cams, METHODS, default_tap as cam_tap
 from .gppl import gppl, PRESETS as GPPL_PRESETS
 from .ddt import fit_ddt, features as ddt_features, default_tap as ddt_tap
 from .backbones import get_backbone
@@ -159,7 +159,7 @@ def cam_grid(c:MapCache, method:str='cam')->tuple:
     return tuple(-(-v // s) for v in c.frame[::-1])
 
 def cam_provider(method:str='cam'):
-    "A provider running `wsol_nb.cam.compute_cams` with `method` ('cam', 'gradcam', 'gradcam++') on the cache's images."
+    "A provider running `wsol_nb.cam.compute_cams` with `method` (a name of `wsol_nb.cam.METHODS`) on the cache's images."
     def f(c:MapCache):
         if c.backbone is None: raise ValueError(f"{method} maps need a backbone (MapCache(..., backbone=get_backbone()))")
         return c.run(lambda x, y: compute_cams(c.backbone, x, target=c.cam_target(y), method=method, labels=y)[0])
@@ -230,7 +230,7 @@ def psol_box_provider(model, # a trained PSOL model (`wsol_nb.psol`) or its run 
     return f
 
 # %% ../nbs/13c_explorer.ipynb #9c074af7
-PROVIDERS = {'CAM': cam_provider('cam'), 'Grad-CAM': cam_provider('gradcam'), 'Grad-CAM++': cam_provider('gradcam++'),
+PROVIDERS = {**{m.title: cam_provider(m.name) for m in METHODS.values()},   # every method of wsol_nb.cam
              'DDT': ddt_provider, 'GPPL-CAM': gppl_provider, 'MFF-Net CAM': None, 'SPOL mask': None, 'SPOL box': None, 'PSOL box': None}
 
 _EXPLORERS = weakref.WeakSet()  # explorers built on `PROVIDERS`: they follow `register_provider`
@@ -252,8 +252,8 @@ class one_thread:
 
 def coincide_note(method:str, backbone=None)->str:
     "One line when `method` equals another method by construction on `backbone` (Grad-CAM = CAM on a GAP+FC head), else ''."
-    if method == 'Grad-CAM' and backbone is not None and getattr(backbone, 'cam_tap', None) and cam_tap(backbone) == backbone.cam_tap:
-        return ("Grad-CAM = CAM here: on a GAP+FC head the gradient of a class score with respect to each feature map is "
+    if method in ('Grad-CAM', 'XGrad-CAM', 'HiRes-CAM') and backbone is not None and getattr(backbone, 'cam_tap', None) and cam_tap(backbone) == backbone.cam_tap:
+        return (f"{method} = CAM here: on a GAP+FC head the gradient of a class score with respect to each feature map is "
                 "its FC weight / (h w) at every position, so after normalisation the two maps are the same.")
     return ''
 
