@@ -11,9 +11,9 @@ import torch, torch.nn as nn, torch.nn.functional as F
 import torchvision.models as tvm
 
 # %% auto #0
-__all__ = ['LAYOUTS', 'LITE0_CFG', 'BACKBONES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGENET_CLASSES', 'UnknownTap', 'Backbone',
-           'SameConv2d', 'MBConv', 'EfficientNetLite0', 'lite0_weights_file', 'weights_url', 'weights_file', 'new_fc',
-           'ViTEmbed', 'ClassToken', 'get_backbone', 'ModelBackbone', 'wrap_model', 'to_batch']
+__all__ = ['LAYOUTS', 'LITE0_CFG', 'BACKBONES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGENET_CLASSES', 'UnknownTap', 'GradFromTaps',
+           'Backbone', 'SameConv2d', 'MBConv', 'EfficientNetLite0', 'lite0_weights_file', 'weights_url', 'weights_file',
+           'new_fc', 'ViTEmbed', 'ClassToken', 'get_backbone', 'ModelBackbone', 'wrap_model', 'to_batch']
 
 # %% ../nbs/05_backbones.ipynb #ac22ad29
 LAYOUTS = ('nchw', 'nhwc', 'tokens')
@@ -21,6 +21,25 @@ LAYOUTS = ('nchw', 'nhwc', 'tokens')
 class UnknownTap(KeyError):
     "A tap or module name the backbone does not have (the message lists its taps)."
     def __str__(self): return str(self.args[0])
+
+class GradFromTaps:
+    """Within `with`: no graph is recorded until the first tap's output, which becomes a leaf that requires grad; from there
+    on the graph is recorded as usual. Gradients at the taps are then those of a full pass, for a forward pass at
+    inference cost up to the tap and a backward pass that stops there. Inactive (`on=False`): taps are only stored."""
+    def __init__(self, on:bool): self.on, self.pending = on, on
+    def __enter__(self):
+        self.prev = torch.is_grad_enabled()
+        if self.on: torch.set_grad_enabled(False)
+    def __exit__(self, *a): torch.set_grad_enabled(self.prev)
+    def tap(self, o):
+        "A tap's output: the graph's first leaf if none was made yet."
+        if not self.pending: return o
+        self.pending = False; torch.set_grad_enabled(True)
+        return o.detach().requires_grad_()
+    def hook(self, out:dict, t:str):
+        "A forward hook storing module `t`'s output in `out` (as `tap` makes it)."
+        def f(mod, i, o): o = out[t] = self.tap(o); return o
+        return f
 
 class Backbone(nn.Module):
     "A classifier run as named stages: `forward` gives logits, `features` gives the maps at named taps."
@@ -78,27 +97,29 @@ class Backbone(nn.Module):
         if not x.is_floating_point(): x = x.float()/255
         return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
 
-    def _forward(self, x, stage_taps, out, last):
+    def _forward(self, x, stage_taps, out, last, grad):
         "Run the stages on a normalised `x` up to index `last`, storing `stage_taps` in `out`; return the last output."
         for i,(n,s) in enumerate(self.stages.items()):
             if i > last: break
             x = s(x)
-            if n in stage_taps: out[n] = x
+            if n in stage_taps: x = out[n] = grad.tap(x)
         return x
 
-    def run(self, x, taps=(), logits=True, normalized=False):
-        "Run the network on `x` (normalised here unless `normalized`): (tap outputs as the layers give them, logits|None)."
+    def run(self, x, taps=(), logits=True, normalized=False, grad_from_taps=False):
+        """Run the network on `x` (normalised here unless `normalized`): (tap outputs as the layers give them, logits|None).
+        `grad_from_taps`: record the graph only from the first tap on (the taps' outputs are its leaves), for gradients at the taps."""
         taps = [taps] if isinstance(taps, str) else list(taps)
         stage_taps = [t for t in taps if t in self.stages]
         mod_taps = [t for t in taps if t not in self.stages]
-        out, hooks = {}, []
+        out, hooks, grad = {}, [], GradFromTaps(grad_from_taps)
         try:
             for t in mod_taps:  # any submodule name (e.g. 'stages.layer4.2.conv3') works through a forward hook
-                hooks.append(self._module(t).register_forward_hook(lambda mod, i, o, t=t: out.__setitem__(t, o)))
+                hooks.append(self._module(t).register_forward_hook(grad.hook(out, t)))
             last = max((self.taps.index(t) for t in stage_taps), default=-1)
             if mod_taps or logits: last = len(self.stages)-1
-            x = self._forward(x if normalized else self.normalize(x), stage_taps, out, last)
-            y = self.fc(self.head(x)) if logits else None
+            with grad:
+                x = self._forward(x if normalized else self.normalize(x), stage_taps, out, last, grad)
+                y = self.fc(self.head(x)) if logits else None
         finally:
             for h in hooks: h.remove()
         return {t:out[t] for t in taps}, y
@@ -367,13 +388,13 @@ class ModelBackbone(Backbone):
     def _module(self, t:str) -> nn.Module:
         try: return self.model.get_submodule(t)
         except AttributeError: raise UnknownTap(f"{self.name} has no module {t!r} (a name from model.named_modules()); taps: {self.taps}") from None
-    def run(self, x, taps=(), logits=True, normalized=False):
+    def run(self, x, taps=(), logits=True, normalized=False, grad_from_taps=False):
         "Run the model on `x` (normalised here unless `normalized`): (outputs of the modules named by `taps`, logits|None)."
         taps = [taps] if isinstance(taps, str) else list(taps)
-        out, hooks = {}, []
+        out, hooks, grad = {}, [], GradFromTaps(grad_from_taps)
         try:
-            for t in taps: hooks.append(self._module(t).register_forward_hook(lambda mod, i, o, t=t: out.__setitem__(t, o)))
-            y = self.model(x if normalized else self.normalize(x))
+            for t in taps: hooks.append(self._module(t).register_forward_hook(grad.hook(out, t)))
+            with grad: y = self.model(x if normalized else self.normalize(x))
         finally:
             for h in hooks: h.remove()
         y = y[0] if isinstance(y, (tuple, list)) else getattr(y, 'logits', y)

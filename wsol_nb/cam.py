@@ -226,9 +226,8 @@ def _warn_negative(bb, tap):
 
 def _grad_maps(bb, spec, x, taps, target, labels):
     "Raw maps of a gradient method at each tap, and the logits."
-    xg = (x if x.is_floating_point() else x.float()/255).detach().requires_grad_()
     with torch.enable_grad():
-        f, logits = bb.run(xg, taps)
+        f, logits = bb.run(x, taps, grad_from_taps=True)   # graph from the first tap on only
         cls = class_targets(target, logits, labels)
         gs = torch.autograd.grad(logits.gather(1, cls[:, None]).sum(), [f[t] for t in taps])
     raws = []
