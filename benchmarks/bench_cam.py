@@ -8,7 +8,9 @@ speed   Images per CPU-second (the process's CPU time, all threads: on a shared 
         images at two input sizes (160 and 224 px, batch 8), for the kit and for each library that has the method, timed
         interleaved in one run (the median of --reps rounds); the ratio is the kit's speed over the faster library's.
         Every library is used as its users call it (its own hooks, normalisation and resizing) on the same model
-        object, images and target classes. Score-CAM (1,280 masked forward passes per image at the head) runs on
+        object, images and target classes. The ratio is the kit's speed over a library's for the same output: beside
+        pytorch-grad-cam the kit's maps at the input size, beside TorchCAM (which returns maps at the tap's size) the
+        kit's maps at the tap's size; the smaller of the two. Score-CAM (1,280 masked forward passes per image at the head) runs on
         --score-images images at 112 px, once.
 memory  Peak RSS while `dataset_cams` writes maps of 2,000 images (64 px, batch 32) for every cheap method: the RSS after
         the first 10 batches against the largest RSS later (growth = leak). Score-CAM: --score-images x 10 images.
@@ -41,6 +43,7 @@ def images(n:int, size:int, root) -> torch.Tensor:
         torch.stack([ds[i]['image'] for i in range(n)])
 
 def run_kit(bb, x, cls, m): return compute_cams(bb, x, cls, m, norm='minmax', variant='libraries')[0]
+def run_kit_small(bb, x, cls, m): return compute_cams(bb, x, cls, m, norm='minmax', variant='libraries', upsample=False)[0]
 
 def run_pgc(bb, x, cls, m):
     import pytorch_grad_cam as pgc
@@ -67,7 +70,8 @@ def speed(root, reps, score_images):
     for m, size, n in cases:
         x = images(n, size, root)
         with torch.no_grad(): cls = bb(x).argmax(1)
-        libs = {'kit': run_kit, **({'pytorch-grad-cam': run_pgc} if m in PGC else {}), **({'TorchCAM': run_tc} if m in TC else {})}
+        libs = {'kit': run_kit, **({'pytorch-grad-cam': run_pgc} if m in PGC else {}),
+                **({'kit at map size': run_kit_small, 'TorchCAM': run_tc} if m in TC else {})}
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             for f in libs.values(): f(bb, x[:1], cls[:1], m) if m != 'scorecam' else None   # warm-up
@@ -75,9 +79,11 @@ def speed(root, reps, score_images):
             for _ in range(1 if m == 'scorecam' else reps):
                 for k, f in libs.items(): t[k].append(timed(f, bb, x, cls, m))
         ips = {k: n / statistics.median(v) for k, v in t.items()}
-        peers = [v for k, v in ips.items() if k != 'kit']
+        # like for like: pytorch-grad-cam returns maps at the input size (as the kit), TorchCAM at the map's size
+        ratios = ([ips['kit'] / ips['pytorch-grad-cam']] if 'pytorch-grad-cam' in ips else []) + \
+                 ([ips['kit at map size'] / ips['TorchCAM']] if 'TorchCAM' in ips else [])
         r = dict(method=m, size=size, images=n, **{f'{k} img/s': round(v, 2) for k, v in ips.items()},
-                 ratio=round(ips['kit'] / max(peers), 2) if peers else None)
+                 ratio=round(min(ratios), 2) if ratios else None)
         rows.append(r); print(json.dumps(r), flush=True)
     return rows
 

@@ -243,12 +243,13 @@ def _raw_maps(bb, spec, x, taps, target, labels, score_batch, variant, discard):
     if spec.needs == 'attention':
         att, logits = attention_weights(bb, x)
         return [rollout_raw(att, max(1, bb.prefix_tokens), discard)], logits
-    with torch.no_grad(): f, logits = bb.run(x, taps)
-    A = bb.as_map(f[taps[0]])
-    if spec.needs == 'activation': return [spec.raw(A)], logits
-    cls = class_targets(target, logits, labels)
-    if spec.needs == 'fc': return [cam_raw(A, bb.fc, cls)], logits
-    return [torch.einsum('nkhw,nk->nhw', A.float(), scorecam_weights(bb, x, A, cls, variant, score_batch))], logits
+    with torch.inference_mode():     # no graph anywhere: a plain forward pass
+        f, logits = bb.run(x, taps)
+        A = bb.as_map(f[taps[0]])
+        if spec.needs == 'activation': return [spec.raw(A)], logits
+        cls = class_targets(target, logits, labels)
+        if spec.needs == 'fc': return [cam_raw(A, bb.fc, cls)], logits
+        return [torch.einsum('nkhw,nk->nhw', A.float(), scorecam_weights(bb, x, A, cls, variant, score_batch))], logits
 
 def compute_cams(bb:Backbone, # the classifier
                  x:torch.Tensor, # images (N,3,H,W), float in [0,1] (or uint8)

@@ -164,6 +164,7 @@ def cam_provider(method:str='cam'):
         if c.backbone is None: raise ValueError(f"{method} maps need a backbone (MapCache(..., backbone=get_backbone()))")
         return c.run(lambda x, y: compute_cams(c.backbone, x, target=c.cam_target(y), method=method, labels=y)[0])
     f.grid, f.needs_backbone = (lambda c: cam_grid(c, method)), True
+    f.hint = dict(scores=' (slow: a pass per channel)', attention=' (transformers)').get(METHODS[method].needs, '')
     return f
 
 def gppl_provider(c:MapCache, preset:str='spol_paper', **kw):
@@ -295,7 +296,7 @@ class CamExplorer:
         if providers is None: _EXPLORERS.add(self)
 
     def _repr_mimebundle_(self, **kw): return self.widget._repr_mimebundle_(**kw)
-    def _method_options(self): return [(k if f is not None else f"{k} (unavailable)", k) for k, f in self.providers.items()]
+    def _method_options(self): return [(k + getattr(f, 'hint', '') if f is not None else f"{k} (unavailable)", k) for k, f in self.providers.items()]
 
 # %% ../nbs/13c_explorer.ipynb #240494a5
 @patch
