@@ -4,10 +4,7 @@
 
 # %% ../nbs/03_data.ipynb #9a271b07
 from __future__ import annotations
-import os, math, tempfile, warnings, xml.etree.ElementTree as ET
-from collections import defaultdict
-from dataclasses import dataclass, field
-from io import BytesIO
+import math, warnings
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image
@@ -17,10 +14,10 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 from functools import partial
 from .boxes import get_protocol, protocol_family
-from .io import atomic_write, read_text
-from .records import *
-from .records import _as_boxes, _size_msg, _img_bytes
-_all_ = ['IMG_EXTS', 'Record', 'read_rows', 'clean_boxes', 'read_size', 'to_rgb', 'read_mask', 'check_image_sizes', 'read_cub', 'write_cub', 'read_voc_xml', 'read_imagenet', 'read_wsoleval', 'write_wsoleval', 'read_dataset']
+from .records import (IMG_EXTS, Record, read_rows, clean_boxes, read_size, to_rgb, read_mask, check_image_sizes,
+                             read_cub, write_cub, read_voc_xml, read_imagenet, read_wsoleval, write_wsoleval, read_dataset,
+                             _as_boxes, _size_msg)
+_all_ = ['IMG_EXTS', 'Record', 'read_rows', 'clean_boxes', 'read_size', 'to_rgb', 'read_mask', 'check_image_sizes', 'read_cub', 'write_cub', 'read_voc_xml', 'read_imagenet', 'read_wsoleval', 'write_wsoleval', 'read_dataset']   # the records' names, re-exported: `from wsol_nb.data import Record` keeps working
 
 # %% auto #0
 __all__ = ['load_image', 'load_mask', 'WSOLDataset', 'collate_skip', 'load_dataset', 'ResizeTrunc', 'shift_boxes', 'clip_last',
