@@ -3,7 +3,7 @@
 
 For each count the benchmark writes CAM-like maps (`wsol_nb.synthetic.random_cams`: `--pool` distinct maps, repeated
 under new ids up to the count) to a temporary .npz, and their GT boxes to a wsolevaluation metadata folder
-(`wsol_nb.data.write_wsoleval`, image sizes included, so no image is needed), then runs
+(`wsol_nb.records.write_wsoleval`, image sizes included, so no image is needed), then runs
 `wsol-eval --protocol wsoleval --maps MAPS.npz` in its own process and measures from outside: wall time, the peak
 resident memory of that process (`os.wait4`'s ru_maxrss, the kernel's own high-water mark) and the command's own
 reported seconds (`seconds_total`: reading + evaluation; `seconds`: the evaluation after reading). A first run on
@@ -18,7 +18,7 @@ import argparse, json, os, shutil, subprocess, sys, tempfile, time, zipfile
 from pathlib import Path
 import numpy as np
 from wsol_nb.synthetic import random_cams
-from wsol_nb.data import Record, write_wsoleval
+from wsol_nb.records import Record, write_wsoleval
 from wsol_nb.io import MapWriter, map_dtype, MAP_DTYPES
 
 def eval_cmd() -> list:
