@@ -3,11 +3,15 @@
 
 For each count the benchmark writes CAM-like maps (`wsol_nb.synthetic.random_cams`: `--pool` distinct maps, repeated
 under new ids up to the count) to a temporary .npz, and their GT boxes to a wsolevaluation metadata folder
-(`wsol_nb.data.write_wsoleval`, image sizes included, so no image is needed), then runs
+(`wsol_nb.records.write_wsoleval`, image sizes included, so no image is needed), then runs
 `wsol-eval --protocol wsoleval --maps MAPS.npz` in its own process and measures from outside: wall time, the peak
 resident memory of that process (`os.wait4`'s ru_maxrss, the kernel's own high-water mark) and the command's own
 reported seconds (`seconds_total`: reading + evaluation; `seconds`: the evaluation after reading). A first run on
 `--startup` maps gives the command's start-up footprint, which the column "above start-up" subtracts.
+
+Linux carries a process's peak RSS into the processes it starts (a child's `ru_maxrss` starts at its parent's peak), and
+this script holds up to `--pool` maps in memory: each command is therefore started by a small Python launcher that
+measures it (`_LAUNCH`), so the figure is the command's own.
 
   python benchmarks/bench_eval.py [--counts 1000,10000,50000] [--size 224] [--dtype float32] [--compress deflate]
 
@@ -18,7 +22,7 @@ import argparse, json, os, shutil, subprocess, sys, tempfile, time, zipfile
 from pathlib import Path
 import numpy as np
 from wsol_nb.synthetic import random_cams
-from wsol_nb.data import Record, write_wsoleval
+from wsol_nb.records import Record, write_wsoleval
 from wsol_nb.io import MapWriter, map_dtype, MAP_DTYPES
 
 def eval_cmd() -> list:
@@ -39,20 +43,23 @@ def write_set(d:Path, n:int, size:int, dtype:str, compress:str, pool:int, seed:i
         for k, i in enumerate(ids): w.add(i, cams[k % len(cams)])
     return d/'maps.npz', meta, time.perf_counter() - t
 
+_LAUNCH = ("import os, subprocess, sys\n"   # started afresh, small: the command's peak RSS does not start at this script's
+           "p = subprocess.Popen(sys.argv[1:]); _, st, ru = os.wait4(p.pid, 0)\n"
+           "print(f'\\nbench_eval: exit {os.waitstatus_to_exitcode(st)} maxrss_kb {ru.ru_maxrss}')")
+
 def run_eval(d:Path, maps:Path, meta:Path, interval:float) -> dict:
     "Run wsol-eval in its own process; wall seconds, peak RSS (MB) from the kernel, and its reported seconds."
     out = d/'eval.json'
     cmd = eval_cmd() + ['--data', str(d), '--metadata', str(meta), '--maps', str(maps), '--protocol', 'wsoleval',
                         '--interval', str(interval), '--json', str(out), '--quiet']
     t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, ru = os.wait4(p.pid, 0)
+    p = subprocess.run([sys.executable, '-c', _LAUNCH] + cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t
-    p.returncode = os.waitstatus_to_exitcode(status)
-    err = p.stderr.read().decode(errors='replace'); p.stdout.close(); p.stderr.close()
-    if p.returncode != 0: raise SystemExit(f"wsol-eval failed (exit {p.returncode}): {err.strip()[-2000:]}")
+    last = (p.stdout.strip().splitlines() or [''])[-1].split()
+    if p.returncode != 0 or len(last) != 5 or last[2] != '0':
+        raise SystemExit(f"wsol-eval failed ({' '.join(last[1:3]) or p.returncode}): {p.stderr.strip()[-2000:]}")
     r = json.loads(out.read_text())
-    return dict(wall=wall, rss=ru.ru_maxrss / 1024, total=r['seconds_total'], seconds=r['seconds'],
+    return dict(wall=wall, rss=int(last[4]) / 1024, total=r['seconds_total'], seconds=r['seconds'],
                 MaxBoxAcc=r['MaxBoxAcc'], MaxBoxAccV2=r['MaxBoxAccV2'], n=r['n_images'])
 
 def fmt(x): return '-' if x is None else f'{x:.0f}'

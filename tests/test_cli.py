@@ -263,3 +263,35 @@ def test_eval_check_sizes(tmp_path):
     Image.new('RGB', (64, 40)).save(bad.path)
     r = run(*args, ok=False)
     assert r.returncode == 1 and 'do not match their metadata size' in r.stderr and bad.id in r.stderr, r.stderr
+
+def test_eval_imports_no_torch(data, tmp_path):
+    """wsol-eval as typed (maps under each protocol, with PxAP on CUB's masks; boxes; wsoleval metadata with --check-sizes;
+    ImageNet XML) runs without importing torch or torchvision: its start-up is a small process."""
+    from PIL import Image
+    from wsol_nb.records import read_dataset, write_wsoleval
+    recs, _, _ = read_dataset(data, split='test')
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path/'m.npz', **{r.id: rng.random((16, 16)).astype(np.float32) for r in recs})
+    (tmp_path/'b.json').write_text(json.dumps({r.id: r.boxes.tolist() for r in recs}))
+    meta = write_wsoleval(recs, tmp_path/'meta')
+    inet = tmp_path/'inet'/'val'/'n01'; inet.mkdir(parents=True)
+    for k, r in enumerate(recs[:2]):
+        Image.open(r.path).save(inet/f'v{k}.png'); (w, h), (x1, y1, x2, y2) = r.size, r.boxes[0].tolist()
+        (inet/f'v{k}.xml').write_text(f'<annotation><size><width>{w}</width><height>{h}</height></size><object><name>n01</name>'
+                                      f'<bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object></annotation>')
+    np.savez(tmp_path/'mi.npz', **{f'val/n01/v{k}.png': rng.random((16, 16)).astype(np.float32) for k in range(2)})
+    j = lambda n: ['--json', str(tmp_path/f'{n}.json'), '--quiet']
+    runs = [['--data', str(data), '--maps', str(tmp_path/'m.npz'), '--protocol', p] + j(p) for p in ('wsoleval', 'psol', 'spol')]
+    runs += [['--data', str(data), '--boxes', str(tmp_path/'b.json'), '--protocol', 'spol', '--drop-no-contour'] + j('boxes'),
+             ['--data', str(data/'images'), '--metadata', str(meta), '--maps', str(tmp_path/'m.npz'), '--protocol', 'wsoleval',
+              '--check-sizes'] + j('meta'),
+             ['--data', str(tmp_path/'inet'), '--maps', str(tmp_path/'mi.npz'), '--protocol', 'psol'] + j('inet')]
+    code = ("import json, sys\nfrom wsol_nb.cli import eval_cli\n"
+            "for a in json.loads(sys.argv[1]): sys.argv = ['wsol-eval', *a]; eval_cli()\n"
+            "print(json.dumps(sorted(m for m in ('torch', 'torchvision') if m in sys.modules)))")
+    r = subprocess.run([sys.executable, '-c', code, json.dumps(runs)], capture_output=True, text=True, env=_env(), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(r.stdout.splitlines()[-1]) == [], r.stdout
+    res = {n: json.loads((tmp_path/f'{n}.json').read_text()) for n in ('wsoleval', 'psol', 'spol', 'boxes', 'meta', 'inet')}
+    assert 'PxAP' in res['wsoleval'] and res['meta']['MaxBoxAccV2'] == res['wsoleval']['MaxBoxAccV2']
+    assert (res['psol']['protocol'], res['inet']['protocol'], res['inet']['n_images'], res['boxes']['GT-known']) == ('psol_cub', 'psol', 2, 100.)

@@ -5,10 +5,7 @@
 # %% ../nbs/00_boxes.ipynb #20db23a5
 from __future__ import annotations
 from dataclasses import dataclass, replace
-import numpy as np, torch
-from torch import Tensor
-from torchvision import tv_tensors
-from torchvision.ops import box_convert, box_iou as _tv_box_iou
+import sys, numpy as np
 
 # %% auto #0
 __all__ = ['PROTOCOLS', 'xywh2xyxy', 'xyxy2xywh', 'xyxy2nxywh', 'nxywh2xyxy', 'box_area', 'box_iou', 'paired_iou', 'clip_boxes',
@@ -17,45 +14,58 @@ __all__ = ['PROTOCOLS', 'xywh2xyxy', 'xyxy2xywh', 'xyxy2nxywh', 'nxywh2xyxy', 'b
 
 # %% ../nbs/00_boxes.ipynb #7b75407a
 def _t(b):
-    "`b` as a float tensor `(...,4)` and a function giving a result back in `b`'s kind"
-    isnp = isinstance(b, np.ndarray)
-    if isinstance(b, tv_tensors.BoundingBoxes):
-        fmt = b.format.name.lower()
-        b = b.as_subclass(Tensor)
-        if fmt != 'xyxy': b = box_convert(b, fmt, 'xyxy')
-    t = torch.as_tensor(b)
-    if not t.is_floating_point(): t = t.float()
+    "`b` as a float array `(...,4)` (numpy stays numpy, without importing torch; anything else a torch tensor) and a function giving a result back in `b`'s kind"
+    if isinstance(b, np.ndarray): t = b if b.dtype.kind == 'f' else b.astype(np.float32)
+    else:
+        import torch
+        from torchvision import tv_tensors
+        from torchvision.ops import box_convert
+        if isinstance(b, tv_tensors.BoundingBoxes):
+            fmt = b.format.name.lower()
+            b = b.as_subclass(torch.Tensor)
+            if fmt != 'xyxy': b = box_convert(b, fmt, 'xyxy')
+        t = torch.as_tensor(b)
+        if not t.is_floating_point(): t = t.float()
     if t.ndim == 0 or t.shape[-1] != 4: raise ValueError(f"boxes must have shape (...,4), got {tuple(t.shape)}")
-    return t, (lambda r: r.cpu().numpy() if isnp else r)
+    return t, (lambda r: r)
+
+def _xp(t): "The array library of `t`: numpy, or torch for a tensor."; return np if isinstance(t, np.ndarray) else sys.modules['torch']
+def _vec(t, v, f64=False):
+    "Values `v` as an array of `t`'s kind, device and dtype (float64 with `f64`)."
+    if isinstance(t, np.ndarray): return np.asarray(v, np.float64 if f64 else t.dtype)
+    return t.new_tensor(v, dtype=sys.modules['torch'].float64 if f64 else None)
+def _as(r, t): "`r` in the dtype of `t`."; return r.astype(t.dtype, copy=False) if isinstance(r, np.ndarray) else r.to(t.dtype)
+def _f64(t): return t.astype(np.float64) if isinstance(t, np.ndarray) else t.double()
+def _cat(ts): return _xp(ts[0]).concatenate(ts, -1)
 
 # %% ../nbs/00_boxes.ipynb #7d955d26
 def xywh2xyxy(b): # boxes (...,4) as x,y,w,h
     "Convert `xywh` boxes to `xyxy`."
     t,back = _t(b)
-    return back(torch.cat([t[...,:2], t[...,:2]+t[...,2:]], -1))
+    return back(_cat([t[...,:2], t[...,:2]+t[...,2:]]))
 
 # %% ../nbs/00_boxes.ipynb #f6400668
 def xyxy2xywh(b): # boxes (...,4) as x1,y1,x2,y2
     "Convert `xyxy` boxes to `xywh`."
     t,back = _t(b)
-    return back(torch.cat([t[...,:2], t[...,2:]-t[...,:2]], -1))
+    return back(_cat([t[...,:2], t[...,2:]-t[...,:2]]))
 
 # %% ../nbs/00_boxes.ipynb #c6dfcdfa
 def xyxy2nxywh(b, # boxes (...,4) xyxy in pixels
                w:float, h:float): # image width and height
     "Convert `xyxy` pixel boxes to `xywh` normalised by the image size (PSOL's json format)."
     t,back = _t(b)
-    return back(_t(xyxy2xywh(t))[0] / t.new_tensor([w,h,w,h]))
+    return back(_t(xyxy2xywh(t))[0] / _vec(t, [w,h,w,h]))
 
 # %% ../nbs/00_boxes.ipynb #4347a1c8
 def nxywh2xyxy(b, # boxes (...,4) as normalised x,y,w,h
                w:float, h:float): # image width and height
     "Convert normalised `xywh` boxes (PSOL's json format) to `xyxy` pixels."
     t,back = _t(b)
-    return back(xywh2xyxy(t * t.new_tensor([w,h,w,h])))
+    return back(xywh2xyxy(t * _vec(t, [w,h,w,h])))
 
 # %% ../nbs/00_boxes.ipynb #beca3752
-def _area(t:Tensor, p=0.): return (t[...,2]-t[...,0]+p).clamp(min=0) * (t[...,3]-t[...,1]+p).clamp(min=0)
+def _area(t, p=0.): xp = _xp(t); return xp.clip(t[...,2]-t[...,0]+p, 0, None) * xp.clip(t[...,3]-t[...,1]+p, 0, None)
 
 def box_area(b, # boxes (...,4) xyxy
              plus1:bool=False): # inclusive pixel convention: (x2-x1+1)*(y2-y1+1)
@@ -64,18 +74,40 @@ def box_area(b, # boxes (...,4) xyxy
     return back(_area(t, float(plus1)))
 
 # %% ../nbs/00_boxes.ipynb #0a7d6dd2
-def _iou(a:Tensor, b:Tensor, p=0.):
+def _iou(a, b, p=0.):
     "IoU of broadcast boxes `a` and `b`, `p` added to every side length; degenerate unions give 0."
-    lt,rb = torch.maximum(a[...,:2], b[...,:2]), torch.minimum(a[...,2:], b[...,2:])
-    wh = (rb-lt+p).clamp(min=0)
+    xp = _xp(a)
+    lt,rb = xp.maximum(a[...,:2], b[...,:2]), xp.minimum(a[...,2:], b[...,2:])
+    wh = xp.clip(rb-lt+p, 0, None)
     inter = wh[...,0]*wh[...,1]
     union = _area(a,p) + _area(b,p) - inter
-    return torch.where(union>0, inter/union.clamp(min=1e-12), torch.zeros_like(inter))
+    return xp.where(union>0, inter/xp.clip(union, 1e-12, None), xp.zeros_like(inter))
+
+def _iou_tv(a, b):
+    "torchvision's `box_iou` (`_box_inter_union`, then `inter/union`, NaN -> 0) in the array library of `a` and `b`: the same operations, the same numbers."
+    xp = _xp(a)
+    up = lambda t: t if t.dtype in (xp.float32, xp.float64) else t.astype(np.float32) if xp is np else t.float()
+    a, b = up(a), up(b)
+    area = lambda t: (t[...,2]-t[...,0]) * (t[...,3]-t[...,1])
+    lt, rb = xp.maximum(a[...,None,:2], b[...,None,:,:2]), xp.minimum(a[...,None,2:], b[...,None,:,2:])
+    wh = xp.clip(rb-lt, 0, None)
+    inter = wh[...,0]*wh[...,1]
+    union = area(a)[...,None] + area(b)[...,None,:] - inter
+    if xp is np:
+        with np.errstate(divide='ignore', invalid='ignore'): return np.nan_to_num(inter/union, nan=0.)
+    return (inter/union).nan_to_num(0.)
 
 def _pair(a, b):
-    (a,back),(b,_) = _t(a),_t(b)
+    "`a`, `b` as (N,4), (M,4) of one kind and dtype: numpy if both are numpy, else torch (the result given back in `a`'s kind)."
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        (a,back),(b,_) = _t(a),_t(b)
+        dt = np.promote_types(a.dtype, b.dtype)
+        return a.astype(dt, copy=False).reshape(-1,4), b.astype(dt, copy=False).reshape(-1,4), back
+    import torch
+    isnp = isinstance(a, np.ndarray)
+    (a,_),(b,_) = _t(torch.as_tensor(a) if isnp else a),_t(torch.as_tensor(b) if isinstance(b, np.ndarray) else b)
     dt = torch.promote_types(a.dtype, b.dtype)
-    return a.to(dt).reshape(-1,4), b.to(a.device, dt).reshape(-1,4), back
+    return a.to(dt).reshape(-1,4), b.to(a.device, dt).reshape(-1,4), (lambda r: r.cpu().numpy() if isnp else r)
 
 # %% ../nbs/00_boxes.ipynb #a30e07e9
 def box_iou(a, # boxes (N,4) or (4,) xyxy
@@ -84,7 +116,7 @@ def box_iou(a, # boxes (N,4) or (4,) xyxy
     "Pairwise IoU `(N,M)`: continuous (torchvision) or inclusive `plus1`; a zero union gives 0."
     a,b,back = _pair(a, b)
     if plus1: return back(_iou(a[:,None], b[None], 1.))
-    return back(_tv_box_iou(a, b).nan_to_num(0.))
+    return back(_iou_tv(a, b))
 
 # %% ../nbs/00_boxes.ipynb #ad40ce05
 def paired_iou(a, # boxes (N,4) xyxy
@@ -101,8 +133,8 @@ def clip_boxes(b, # boxes (...,4) xyxy
                plus1:bool=False): # clip to the last pixel (w-1, h-1) instead of the edge (w, h)
     "Clip boxes to the image `[0,w]x[0,h]` (or `[0,w-1]x[0,h-1]` with `plus1`)."
     t,back = _t(b)
-    mx = t.new_tensor([w,h,w,h]) - float(plus1)
-    return back(torch.minimum(t.clamp(min=0), mx))
+    mx = _vec(t, [w,h,w,h]) - float(plus1)
+    return back(_xp(t).minimum(_xp(t).clip(t, 0, None), mx))
 
 # %% ../nbs/00_boxes.ipynb #bc2dd894
 def resize_boxes(b, # boxes (...,4) xyxy
@@ -112,8 +144,9 @@ def resize_boxes(b, # boxes (...,4) xyxy
     "Scale boxes from an image of size `src_wh` to one of size `dst_wh` (`x*dst_w/src_w`, in float64)."
     t,back = _t(b)
     (sw,sh),(dw,dh) = src_wh, dst_wh
-    r = t.double() * t.new_tensor([dw,dh,dw,dh], dtype=torch.float64) / t.new_tensor([sw,sh,sw,sh], dtype=torch.float64)
-    return back((r.trunc() if trunc else r).to(t.dtype))
+    d = _f64(t)
+    r = d * _vec(d, [dw,dh,dw,dh], True) / _vec(d, [sw,sh,sw,sh], True)
+    return back(_as(_xp(t).trunc(r) if trunc else r, t))
 
 # %% ../nbs/00_boxes.ipynb #069537c0
 def center_crop_box(w:int, h:int, # image width and height
@@ -130,7 +163,7 @@ def crop_boxes(b, # boxes (...,4) xyxy
     "Boxes in the frame of the `crop` window."
     t,back = _t(b)
     x1,y1,x2,y2 = crop
-    r = t - t.new_tensor([x1,y1,x1,y1])
+    r = t - _vec(t, [x1,y1,x1,y1])
     return back(clip_boxes(r, x2-x1, y2-y1) if clip else r)
 
 # %% ../nbs/00_boxes.ipynb #be98229b
@@ -229,5 +262,5 @@ def image_boxes(b, # boxes (...,4) xyxy in the protocol's frame
                 protocol:str|Protocol='wsoleval'): # name in `PROTOCOLS` or a `Protocol`
     "Boxes from a protocol's frame back to original image pixels (inverse of the resize and crop)."
     p,(t,back) = get_protocol(protocol), _t(b)
-    if p.crop: x,y,_,_ = center_crop_box(*p.resize, p.crop); t = t + t.new_tensor([x,y,x,y])
+    if p.crop: x,y,_,_ = center_crop_box(*p.resize, p.crop); t = t + _vec(t, [x,y,x,y])
     return back(resize_boxes(t, p.resize, wh))

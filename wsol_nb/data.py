@@ -4,10 +4,7 @@
 
 # %% ../nbs/03_data.ipynb #9a271b07
 from __future__ import annotations
-import os, math, tempfile, warnings, xml.etree.ElementTree as ET
-from collections import defaultdict
-from dataclasses import dataclass, field
-from io import BytesIO
+import math, warnings
 from pathlib import Path
 import numpy as np, torch
 from PIL import Image
@@ -17,86 +14,18 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 from functools import partial
 from .boxes import get_protocol, protocol_family
-from .io import atomic_write, read_text
+from .records import (IMG_EXTS, Record, read_rows, clean_boxes, read_size, to_rgb, read_mask, check_image_sizes,
+                             read_cub, write_cub, read_voc_xml, read_imagenet, read_wsoleval, write_wsoleval, read_dataset,
+                             _as_boxes, _size_msg)
+_all_ = ['IMG_EXTS', 'Record', 'read_rows', 'clean_boxes', 'read_size', 'to_rgb', 'read_mask', 'check_image_sizes', 'read_cub', 'write_cub', 'read_voc_xml', 'read_imagenet', 'read_wsoleval', 'write_wsoleval', 'read_dataset']   # the records' names, re-exported: `from wsol_nb.data import Record` keeps working
 
 # %% auto #0
-__all__ = ['IMG_EXTS', 'Record', 'read_rows', 'clean_boxes', 'read_size', 'to_rgb', 'load_image', 'load_mask', 'WSOLDataset',
-           'check_image_sizes', 'collate_skip', 'read_cub', 'write_cub', 'read_voc_xml', 'read_imagenet',
-           'read_wsoleval', 'write_wsoleval', 'load_dataset', 'ResizeTrunc', 'shift_boxes', 'clip_last', 'MapBoxes',
-           'eval_transform', 'RandomResizedBBoxCrop', 'train_transform', 'mask_box', 'show_sample']
-
-# %% ../nbs/03_data.ipynb #ff375bce
-def _as_boxes(b):
-    "Boxes as a float32 (k,4) array."
-    return np.asarray(b, np.float32).reshape(-1, 4)
-
-@dataclass
-class Record:
-    "One image: id (path as the dataset lists it), file path, 0-based label, GT boxes (k,4) xyxy, size (w,h), mask path."
-    id:str
-    path:Path
-    label:int
-    boxes:np.ndarray = field(default_factory=lambda: np.zeros((0,4), np.float32))
-    size:tuple|None = None
-    mask_path:Path|None = None
-    def __post_init__(self):
-        self.path, self.label, self.boxes = Path(self.path), int(self.label), _as_boxes(self.boxes)
-        if self.size is not None: self.size = tuple(int(v) for v in self.size)
-        if self.mask_path is not None: self.mask_path = Path(self.mask_path)
-
-# %% ../nbs/03_data.ipynb #96be4bc2
-def read_rows(fn, # text file, one row per non-blank line
-              types:tuple, # a converter per field; a final `str` takes the rest of the line
-              sep:str|None=None): # field separator (None: whitespace)
-    "Rows of `fn` as tuples `(line_no, *fields)`; errors name the file and line."
-    fn = Path(fn)
-    if not fn.is_file(): raise FileNotFoundError(f'metadata file not found: {fn}')
-    n, rest, rows = len(types), types[-1] is str, []
-    for i, line in enumerate(read_text(fn).split('\n'), 1):
-        line = line.rstrip('\r\n')
-        if not line.strip(): continue
-        ps = line.split(sep, n-1) if rest else line.split(sep)
-        if len(ps) != n: raise ValueError(f'{fn}, line {i}: expected {n} fields, got {len(ps)}: {line!r}')
-        try: row = tuple(t(p.strip()) for t, p in zip(types, ps))
-        except ValueError: raise ValueError(f'{fn}, line {i}: cannot parse {line!r}') from None
-        if any(isinstance(v, float) and not math.isfinite(v) for v in row):
-            raise ValueError(f'{fn}, line {i}: non-finite number in {line!r}')
-        if rest and not row[-1]: raise ValueError(f'{fn}, line {i}: empty field in {line!r}')
-        rows.append((i,) + row)
-    return rows
-
-# %% ../nbs/03_data.ipynb #57a405f2
-def clean_boxes(boxes, # (k,4) xyxy
-                size:tuple|None, # image (w,h); None: leave as is
-                id:str=''): # image id for the warning
-    "Clip xyxy `boxes` to the image; drop (with a warning) those empty after clipping."
-    b = _as_boxes(boxes).copy()
-    if size is None or not len(b): return b
-    w, h = size
-    b[:, 0::2] = b[:, 0::2].clip(0, w); b[:, 1::2] = b[:, 1::2].clip(0, h)
-    keep = (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
-    if not keep.all():
-        warnings.warn(f'{id}: {int((~keep).sum())} GT box(es) empty after clipping to the {w}x{h} image, dropped: '
-                      f'{_as_boxes(boxes)[~keep].tolist()}')
-    return b[keep]
+__all__ = ['load_image', 'load_mask', 'WSOLDataset', 'collate_skip', 'load_dataset', 'ResizeTrunc', 'shift_boxes', 'clip_last',
+           'MapBoxes', 'eval_transform', 'RandomResizedBBoxCrop', 'train_transform', 'mask_box', 'show_sample',
+           'IMG_EXTS', 'Record', 'read_rows', 'clean_boxes', 'read_size', 'to_rgb', 'read_mask', 'check_image_sizes',
+           'read_cub', 'write_cub', 'read_voc_xml', 'read_imagenet', 'read_wsoleval', 'write_wsoleval', 'read_dataset']
 
 # %% ../nbs/03_data.ipynb #c9f2eea1
-def read_size(path) -> tuple:
-    "(w,h) of the image at `path` from its header, without decoding pixels."
-    try:
-        with Image.open(path) as im: return im.size
-    except Exception as e: raise OSError(f'cannot read image header of {path}: {e}') from e
-
-def to_rgb(im:Image.Image) -> Image.Image:
-    "Convert a PIL image of any mode to 8-bit RGB (16-bit scaled, palette and alpha resolved)."
-    if im.mode == 'RGB': return im
-    if im.mode.startswith('I;16') or im.mode == 'I':
-        a = np.asarray(im).astype(np.float64) * (255 / 65535)
-        return Image.fromarray(np.clip(np.round(a), 0, 255).astype(np.uint8)).convert('RGB')
-    if im.mode == 'F': im = im.convert('L')
-    if im.mode in ('P', 'PA'): im = im.convert('RGBA')
-    return im.convert('RGB')
-
 def load_image(path) -> tvt.Image:
     "Decode the image at `path` to a uint8 RGB `tv_tensors.Image` (3,H,W)."
     with Image.open(path) as im:
@@ -106,19 +35,10 @@ def load_image(path) -> tvt.Image:
 
 def load_mask(path) -> tvt.Mask:
     "Decode a mask image to a uint8 `tv_tensors.Mask` (1,H,W), values as stored (CUB: 0..255)."
-    with Image.open(path) as im:
-        im.load()
-        a = np.array(to_rgb(im).convert('L') if im.mode != 'L' else im, np.uint8)
-    return tvt.Mask(torch.from_numpy(a)[None])
+    return tvt.Mask(torch.from_numpy(read_mask(path))[None])
 
 # %% ../nbs/03_data.ipynb #9c824325
 def _bbs(b, hw): return tvt.BoundingBoxes(torch.as_tensor(_as_boxes(b)), format='XYXY', canvas_size=tuple(hw))
-
-def _size_msg(r, wh, format=None):
-    "The error for an image whose pixels are not the size its metadata gives (GT boxes would be rescaled wrongly)."
-    src = dict(wsoleval='image_sizes.txt', imagenet='its XML <size>').get(format, 'the metadata')
-    return (f'{r.path} (id {r.id}) is {wh[0]}x{wh[1]} but {src} says {r.size[0]}x{r.size[1]}: its GT boxes would be '
-            'rescaled wrongly; correct the metadata')
 
 class WSOLDataset(Dataset):
     "Samples `dict(image, label, boxes, mask, id, index, size)` from `records`; unreadable images -> None (see `skipped`)."
@@ -140,9 +60,7 @@ class WSOLDataset(Dataset):
     def labels(self): return [r.label for r in self.records]
     def image_size(self, i) -> tuple:
         "(w,h) of image `i` without decoding pixels (metadata or header)."
-        r = self.records[i]
-        if r.size is None: r.size = read_size(r.path)
-        return r.size
+        return self.records[i].image_size()
     def load(self, i) -> dict:
         "Sample `i` before the transform; raises on unreadable files."
         r = self.records[i]
@@ -166,23 +84,6 @@ class WSOLDataset(Dataset):
             return None
         return self.transform(s) if self.transform is not None else s
 
-# %% ../nbs/03_data.ipynb #41ee7a7f
-def check_image_sizes(ds:WSOLDataset, # a dataset whose records carry sizes from the metadata
-                      raise_error:bool=True): # raise on the first mismatches (else return them)
-    "Compare each record's metadata size with its image header: list of (id, metadata (w,h), header (w,h) or None)."
-    bad = []
-    for r in ds.records:
-        if r.size is None: continue
-        try: wh = read_size(r.path)
-        except OSError: wh = None
-        if wh is None or tuple(wh) != tuple(r.size): bad.append((r.id, tuple(r.size), wh))
-    if bad and raise_error:
-        k, sz, wh = bad[0]
-        r = next(x for x in ds.records if x.id == k)
-        msg = _size_msg(r, wh, ds.format) if wh is not None else f'{r.path} (id {k}): cannot read the image header'
-        raise ValueError(f'{len(bad)} of {len(ds.records)} images do not match their metadata size; first: {msg}')
-    return bad
-
 # %% ../nbs/03_data.ipynb #a742365f
 def collate_skip(batch:list) -> dict|None:
     "Collate samples, dropping `None`s; boxes (and masks of differing sizes) stay lists; adds `n_skipped`."
@@ -202,213 +103,6 @@ def collate_skip(batch:list) -> dict|None:
     out['n_skipped'] = len(batch) - len(good)
     return out
 
-# %% ../nbs/03_data.ipynb #6e5bb2f0
-def _cub_root(root):
-    root = Path(root)
-    if not (root/'images.txt').exists() and (root/'CUB_200_2011'/'images.txt').exists(): return root/'CUB_200_2011'
-    return root
-
-def _by_id(rows, fn, what):
-    "Map id -> (line, *values), rejecting duplicate ids."
-    d = {}
-    for ln, k, *v in rows:
-        if k in d: raise ValueError(f'{fn}, line {ln}: duplicate {what} for image id {k}')
-        d[k] = (ln, *v)
-    return d
-
-def _seg_dir(root, masks):
-    if masks is False: return None
-    if masks not in (None, True): return Path(masks)
-    return next((d for d in (root/'segmentations', root.parent/'segmentations') if d.is_dir()), None)
-
-def _size_or_none(path):
-    try: return read_size(path)
-    except OSError: return None
-
-def read_cub(root, # CUB_200_2011 folder (or its parent)
-             split='test', # 'train', 'test' or 'all'
-             masks=None): # None: segmentations/ if present; False: none; or a folder
-    "Records and class names of a CUB-200-2011-format dataset; image id = path as in images.txt."
-    root = _cub_root(root)
-    if split not in ('train', 'test', 'all'): raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}")
-    fi, fc, fl, fb, fs = (root/n for n in ('images.txt', 'classes.txt', 'image_class_labels.txt',
-                                            'bounding_boxes.txt', 'train_test_split.txt'))
-    ims = _by_id(read_rows(fi, (int, str)), fi, 'path')
-    first = {}
-    for k, (ln, p) in ims.items():
-        q = os.path.normpath(p)
-        if q in first: raise ValueError(f'{fi}, line {ln}: image ids {first[q][0]} (line {first[q][1]}) and {k} both name the file {p}')
-        first[q] = (k, ln)
-    cls = read_rows(fc, (int, str))
-    if sorted(k for _, k, _ in cls) != list(range(1, len(cls)+1)):
-        raise ValueError(f'{fc}: class ids must be 1..{len(cls)}')
-    classes = [n for _, _, n in sorted(cls, key=lambda r: r[1])]
-    labs = _by_id(read_rows(fl, (int, int)), fl, 'label')
-    for k, (ln, l) in labs.items():
-        if not 1 <= l <= len(classes): raise ValueError(f'{fl}, line {ln}: label {l} not in 1..{len(classes)}')
-    boxes = defaultdict(list)
-    for ln, k, x, y, w, h in read_rows(fb, (int, float, float, float, float)): boxes[k].append((x, y, x+w, y+h))
-    sp = _by_id(read_rows(fs, (int, int)), fs, 'split') if split != 'all' else {}
-    for k, (ln, t) in sp.items():
-        if t not in (0, 1): raise ValueError(f'{fs}, line {ln}: is_train must be 0 or 1, got {t}')
-    seg, recs, nobox = _seg_dir(root, masks), [], []
-    for k, (ln, p) in ims.items():
-        if k not in labs: raise ValueError(f'{fl}: no label for image id {k} ({p})')
-        if split != 'all':
-            if k not in sp: raise ValueError(f'{fs}: no split for image id {k} ({p})')
-            if sp[k][1] != (split == 'train'): continue
-        path = root/'images'/p
-        size = _size_or_none(path) if boxes[k] else None
-        if not boxes[k]: nobox.append(p)
-        mp = seg/Path(p).with_suffix('.png') if seg is not None else None
-        recs.append(Record(p, path, labs[k][1]-1, clean_boxes(boxes[k], size, p), size,
-                           mp if mp is not None and mp.exists() else None))
-    if nobox: warnings.warn(f'{fb}: {len(nobox)} image(s) without a box, e.g. {nobox[0]}')
-    return recs, classes
-
-# %% ../nbs/03_data.ipynb #9eda5f5f
-def _img_bytes(img, ext, quality=90):
-    "Encode a PIL image or uint8 array (H,W[,3]) for a file with extension `ext`."
-    im = img if isinstance(img, Image.Image) else Image.fromarray(np.asarray(img, np.uint8))
-    buf, fmt = BytesIO(), Image.registered_extensions().get(ext.lower(), 'PNG')
-    if fmt == 'JPEG': im.save(buf, fmt, quality=quality)
-    else: im.save(buf, fmt)
-    return buf.getvalue()
-
-def write_cub(root, # folder to write (images/, *.txt, segmentations/)
-              classes:list, # class names
-              samples, # iterable of dicts: path, label (0-based), image, boxes (k,4 xyxy), train (bool), mask (optional)
-              quality=90): # JPEG quality
-    "Write samples in CUB-200-2011's layout (masks under segmentations/); returns `root`."
-    root = Path(root); rows = defaultdict(list)
-    for k, s in enumerate(samples, 1):
-        p = s['path']
-        if any(c.isspace() for c in p): raise ValueError(f'path with whitespace not allowed in CUB format: {p!r}')
-        atomic_write(root/'images'/p, _img_bytes(s['image'], Path(p).suffix, quality))
-        rows['images'].append(f'{k} {p}'); rows['image_class_labels'].append(f'{k} {int(s["label"])+1}')
-        rows['train_test_split'].append(f'{k} {int(bool(s["train"]))}')
-        for x1, y1, x2, y2 in _as_boxes(s['boxes']).tolist():
-            rows['bounding_boxes'].append(f'{k} {x1:g} {y1:g} {x2-x1:g} {y2-y1:g}')
-        if s.get('mask') is not None:
-            atomic_write(root/'segmentations'/Path(p).with_suffix('.png'), _img_bytes(s['mask'], '.png'))
-    rows['classes'] = [f'{i} {n}' for i, n in enumerate(classes, 1)]
-    for n, ls in rows.items(): atomic_write(root/f'{n}.txt', ''.join(l+'\n' for l in ls))
-    for n in ('images', 'image_class_labels', 'train_test_split', 'bounding_boxes'):
-        if n not in rows: atomic_write(root/f'{n}.txt', '')
-    return root
-
-# %% ../nbs/03_data.ipynb #a45615b9
-IMG_EXTS = {'.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff', '.gif'}
-
-def read_voc_xml(fn) -> tuple:
-    "Image size (w,h) or None, and a list of (name, [x1,y1,x2,y2]) objects of a Pascal VOC XML file."
-    try: r = ET.parse(fn).getroot()
-    except ET.ParseError as e: raise ValueError(f'{fn}, line {e.position[0]}: malformed XML ({e})') from None
-    size = None
-    try: size = (int(r.findtext('size/width')), int(r.findtext('size/height')))
-    except (TypeError, ValueError): pass
-    if size is not None and min(size) <= 0: size = None
-    objs = []
-    for j, o in enumerate(r.iter('object')):
-        name = (o.findtext('name') or '').strip()
-        try: box = [float(o.findtext(f'bndbox/{k}')) for k in ('xmin', 'ymin', 'xmax', 'ymax')]
-        except (TypeError, ValueError): raise ValueError(f'{fn}: object {j} ({name}) has a missing or malformed bndbox') from None
-        objs.append((name, box))
-    return size, objs
-
-def _wnids(root, d):
-    base = root/'train' if (root/'train').is_dir() else d
-    return sorted(p.name for p in base.iterdir() if p.is_dir())
-
-def _imgs(d): return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMG_EXTS)
-
-def read_imagenet(root, # folder with train/ and/or val/
-                  split='val', # 'train' or 'val' ('test' = 'val')
-                  classes=None, # wnids (default: sorted class folders)
-                  xml_dir=None, # XML folder (default root/bbox/<split>)
-                  boxes=None): # read XML boxes (default: all but train)
-    "Records and class wnids of an ImageNet-layout split (see above for the layouts supported)."
-    root = Path(root); sp = 'val' if split == 'test' else split; d = root/sp
-    if not d.is_dir(): raise FileNotFoundError(f'ImageNet split folder not found: {d}')
-    boxes = sp != 'train' if boxes is None else boxes
-    xd = Path(xml_dir) if xml_dir is not None else root/'bbox'/sp
-    flat = _imgs(d)
-    if classes is None:
-        classes = _wnids(root, d)
-        if not classes and flat: classes = sorted({o[0][0] for o in (read_voc_xml(x)[1] for x in
-                                                   [_find_xml(p, xd, None) for p in flat] if x) if o})
-    cidx = {c: i for i, c in enumerate(classes)}
-    items = [(p, p.parent.name) for c in sorted(q for q in d.iterdir() if q.is_dir()) for p in _imgs(c)]
-    items += [(p, None) for p in flat]
-    recs, noxml = [], []
-    for p, wnid in items:
-        x = _find_xml(p, xd, wnid) if boxes or wnid is None else None
-        if wnid is None and x is None: raise FileNotFoundError(f'no XML for flat-layout image {p} (looked next to it and in {xd})')
-        size, objs = read_voc_xml(x) if x else (None, [])
-        if wnid is None:
-            if not objs: raise ValueError(f'{x}: no object, cannot tell the class of {p}')
-            wnid = objs[0][0]
-        if wnid not in cidx: raise ValueError(f'unknown class {wnid!r} for {p} (classes from {root/"train"} or {d})')
-        if x is None and boxes: noxml.append(p)
-        b = [o[1] for o in objs if o[0] == wnid] if boxes else []
-        if b and size is None: size = _size_or_none(p)
-        rid = p.relative_to(root).as_posix()
-        recs.append(Record(rid, p, cidx[wnid], clean_boxes(b, size, rid), size))
-    if noxml: warnings.warn(f'{len(noxml)} of {len(recs)} images in {d} have no XML box file, e.g. {noxml[0]} (looked next to it and in {xd})')
-    return recs, list(classes)
-
-def _find_xml(p, xd, wnid):
-    "First existing XML for image `p`: next to it, xd/<wnid>/, xd/."
-    cs = [p.with_suffix('.xml')] + ([xd/wnid/f'{p.stem}.xml'] if wnid else []) + [xd/f'{p.stem}.xml']
-    return next((c for c in cs if c.exists()), None)
-
-# %% ../nbs/03_data.ipynb #52cf8a7d
-def read_wsoleval(meta_dir, # folder with image_ids.txt, class_labels.txt, image_sizes.txt, localization.txt
-                  root, # images root the paths are relative to
-                  boxes=True, # read localization.txt (required then)
-                  classes=None): # class names (default: '0'..'K-1')
-    "Records and class names from a wsolevaluation metadata folder."
-    m, root = Path(meta_dir), Path(root)
-    ids = _by_id([(ln, p) for ln, p in read_rows(m/'image_ids.txt', (str,), sep='\n')], m/'image_ids.txt', 'entry')
-    labs = _by_id(read_rows(m/'class_labels.txt', (str, int), sep=','), m/'class_labels.txt', 'label')
-    fs = m/'image_sizes.txt'
-    sizes = _by_id(read_rows(fs, (str, int, int), sep=','), fs, 'size') if fs.exists() else {}
-    bxs, stray = defaultdict(list), 0
-    if boxes:
-        fl = m/'localization.txt'
-        if fl.is_file():
-            first = read_text(fl).split('\n')[0]
-            if first.count(',') == 2: raise ValueError(f'{fl}: mask-style localization (path,mask,ignore) is not supported')
-        for ln, p, *b in read_rows(fl, (str, float, float, float, float), sep=','):
-            if p in ids: bxs[p].append(b)
-            else: stray += 1
-        if stray: warnings.warn(f'{fl}: {stray} row(s) for images not in image_ids.txt, ignored')
-    recs, nobox = [], []
-    for p in ids:
-        if p not in labs: raise ValueError(f'{m/"class_labels.txt"}: no label for image {p}')
-        ln, l = labs[p]
-        if l < 0: raise ValueError(f'{m/"class_labels.txt"}, line {ln}: negative label {l}')
-        size = sizes[p][1:] if p in sizes else (_size_or_none(root/p) if bxs[p] else None)
-        if boxes and not bxs[p]: nobox.append(p)
-        recs.append(Record(p, root/p, l, clean_boxes(bxs[p], size, p), size))
-    if nobox: warnings.warn(f'{m/"localization.txt"}: {len(nobox)} image(s) without a box, e.g. {nobox[0]}')
-    if classes is None: classes = [str(i) for i in range(max((r.label for r in recs), default=-1)+1)]
-    return recs, list(classes)
-
-def write_wsoleval(records, # records whose ids are paths relative to the images root
-                   meta_dir): # folder to write the four files to
-    "Write wsolevaluation metadata for `records` (boxes rounded to int); returns `meta_dir`."
-    m = Path(meta_dir)
-    for r in records:
-        if ',' in r.id or '\n' in r.id: raise ValueError(f'image id with a comma or newline cannot be written: {r.id!r}')
-    sizes = [r.size if r.size is not None else read_size(r.path) for r in records]
-    atomic_write(m/'image_ids.txt', ''.join(f'{r.id}\n' for r in records))
-    atomic_write(m/'class_labels.txt', ''.join(f'{r.id},{r.label}\n' for r in records))
-    atomic_write(m/'image_sizes.txt', ''.join(f'{r.id},{w},{h}\n' for r, (w, h) in zip(records, sizes)))
-    atomic_write(m/'localization.txt', ''.join(f'{r.id},' + ','.join(str(int(round(v))) for v in b) + '\n'
-                                               for r in records for b in r.boxes.tolist()))
-    return m
-
 # %% ../nbs/03_data.ipynb #60dfdcd2
 def load_dataset(root, # dataset root (wsoleval: the images root)
                  format='auto', # 'cub', 'imagenet', 'wsoleval' or 'auto'
@@ -418,20 +112,7 @@ def load_dataset(root, # dataset root (wsoleval: the images root)
                  strict=False, # raise on unreadable images
                  **kw) -> WSOLDataset: # passed to the reader
     "A `WSOLDataset` for the dataset at `root`."
-    root = Path(root)
-    if format == 'auto':
-        if metadata is not None: format = 'wsoleval'
-        elif (_cub_root(root)/'images.txt').exists(): format = 'cub'
-        elif (root/'train').is_dir() or (root/'val').is_dir(): format = 'imagenet'
-        else: raise ValueError(f'cannot tell the format of {root}: no images.txt, train/ or val/ (give --format cub, imagenet or wsoleval)')
-    if format == 'cub': recs, cls = read_cub(root, split, **kw)
-    elif format == 'imagenet': recs, cls = read_imagenet(root, split, **kw)
-    elif format == 'wsoleval':
-        if metadata is None: raise ValueError('format wsoleval needs --metadata (the metadata folder)')
-        md = Path(metadata)
-        if not (md/'image_ids.txt').exists() and (md/split/'image_ids.txt').exists(): md = md/split
-        recs, cls = read_wsoleval(md, root, **kw)
-    else: raise ValueError(f"unknown format {format!r}: use 'cub', 'imagenet', 'wsoleval' or 'auto'")
+    recs, cls, format = read_dataset(root, format, split, metadata, **kw)
     ds = WSOLDataset(recs, cls, root, transform, strict); ds.format = format
     return ds
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from .io import MapReader, read_boxes, read_predictions, write_json
-from .data import load_dataset, load_mask, check_image_sizes
+from .records import read_dataset, read_mask, check_image_sizes
 from .boxes import protocol_for
 from .metrics import evaluate_maps, evaluate_boxes
 
@@ -35,7 +35,7 @@ class _Masks(Sequence):
     "The GT masks of `recs`, read when asked for."
     def __init__(self, recs): self.recs = recs
     def __len__(self): return len(self.recs)
-    def __getitem__(self, i): return load_mask(self.recs[i].mask_path)
+    def __getitem__(self, i): return read_mask(self.recs[i].mask_path)
 
 def wsol_eval(data:str, # dataset root (wsoleval format: the images root)
               format:str='auto', # dataset format: 'auto', 'cub', 'imagenet' or 'wsoleval'
@@ -59,15 +59,14 @@ def wsol_eval(data:str, # dataset root (wsoleval format: the images root)
         raise ValueError(f"--drop-no-contour applies to --protocol spol only (SPOL's code skips images without a contour), "
                          f"not to {protocol}")
     if format in ('auto', None) and metadata is not None: format = 'wsoleval'
-    ds = load_dataset(data, format=format, split=split, metadata=metadata)
-    if check_sizes: check_image_sizes(ds)   # boxes are scaled by these sizes: a wrong one is a wrong number
-    recs = ds.records
+    recs, classes, fmt = read_dataset(data, format=format, split=split, metadata=metadata)   # metadata only: no torch
+    if check_sizes: check_image_sizes(recs, format=fmt)   # boxes are scaled by these sizes: a wrong one is a wrong number
     if not recs: raise ValueError(f'no images in split {split!r} of {data}')
     ids = [r.id for r in recs]
-    sizes = [ds.image_size(i) for i in range(len(recs))]
+    sizes = [r.image_size() for r in recs]
     gt, labels = [r.boxes for r in recs], [r.label for r in recs]
-    preds = read_predictions(predictions, ids, None if ds.format == 'wsoleval' else len(ds.classes)) if predictions else None
-    p = protocol_for(protocol, ds.format)   # the preset for where the GT boxes come from (PSOL's -1 only on ImageNet XML)
+    preds = read_predictions(predictions, ids, None if fmt == 'wsoleval' else len(classes)) if predictions else None
+    p = protocol_for(protocol, fmt)   # the preset for where the GT boxes come from (PSOL's -1 only on ImageNet XML)
     t0 = time.perf_counter()
     if maps is not None:
         masks = _Masks(recs) if p.name == 'wsoleval' and all(r.mask_path for r in recs) else None

@@ -4,8 +4,9 @@
 
 # %% ../nbs/01_extract.ipynb #81592b11
 from __future__ import annotations
-import numpy as np, torch, cv2
-from torch import Tensor
+import numpy as np, cv2
+from typing import TYPE_CHECKING
+if TYPE_CHECKING: from torch import Tensor   # torch is imported by the functions that use it: boxes of numpy masks need none
 
 # %% auto #0
 __all__ = ['THRESHOLD_RULES', 'BOX_RULES', 'normalize_maps', 'map_thresholds', 'threshold_maps', 'mask_boxes', 'stack_boxes',
@@ -14,6 +15,7 @@ __all__ = ['THRESHOLD_RULES', 'BOX_RULES', 'normalize_maps', 'map_thresholds', '
 # %% ../nbs/01_extract.ipynb #3927589e
 def _maps(maps):
     "`maps` as a float tensor `(N,H,W)` and a function giving a result back in the input's kind and rank"
+    import torch
     isnp = isinstance(maps, np.ndarray)
     t = torch.as_tensor(maps)
     if t.ndim not in (2,3): raise ValueError(f"maps must be (N,H,W) or (H,W), got shape {tuple(t.shape)}")
@@ -23,7 +25,7 @@ def _maps(maps):
     def back(r): r = r[0] if sq else r; return r.cpu().numpy() if isnp else r
     return t, back
 
-def _nonfinite(t:Tensor): return ~torch.isfinite(t).flatten(1).all(1)
+def _nonfinite(t:Tensor): return ~t.isfinite().flatten(1).all(1)
 
 def _check_finite(t:Tensor):
     bad = _nonfinite(t).nonzero().flatten().tolist()
@@ -34,6 +36,7 @@ def normalize_maps(maps, # maps (N,H,W) or (H,W)
                    nan:str='raise'): # non-finite maps: 'raise' a ValueError naming the image, or 'zero' them
     "Per-image min-max normalisation to [0,1]; constant maps become zeros."
     if nan not in ('raise','zero'): raise ValueError(f"nan must be 'raise' or 'zero', got {nan!r}")
+    import torch
     t,back = _maps(maps)
     if nan == 'raise': _check_finite(t)
     else: t = torch.where(_nonfinite(t)[:,None,None], torch.zeros_like(t), t)
@@ -44,6 +47,7 @@ def normalize_maps(maps, # maps (N,H,W) or (H,W)
 # %% ../nbs/01_extract.ipynb #b80df81f
 def _sorted_rows(f:Tensor):
     "The rows of `f` sorted ascending; on the CPU by numpy, several times faster than `torch.sort` and the same values"
+    import torch
     if f.device.type == 'cpu' and f.dtype in (torch.float16, torch.float32, torch.float64):
         return torch.from_numpy(np.sort(f.detach().numpy(), 1))
     return f.sort(1).values
@@ -57,6 +61,7 @@ def _percentile(f:Tensor, q:float, s:Tensor|None=None):
 
 def _otsu(t:Tensor):
     "Otsu masks of maps `t` (N,H,W), per image on uint8-quantised normalised maps"
+    import torch
     u8 = (normalize_maps(t)*255).floor().to(torch.uint8).cpu().numpy()
     ms = [x > cv2.threshold(x, 0, 255, cv2.THRESH_BINARY+cv2.THRESH_OTSU)[0] for x in u8]
     return torch.from_numpy(np.stack(ms) if ms else np.zeros(u8.shape, bool)).to(t.device)
@@ -69,7 +74,7 @@ def _check_rule(rule, known=THRESHOLD_RULES):
 
 def _thresholds(f:Tensor, rule:str, values:list):
     "Thresholds (N,) of the rows of `f` (N,P) for each of `values`: one max, or one sort, for all of them"
-    if rule == 'fixed': return [torch.full_like(f[:,0], v) for v in values]
+    if rule == 'fixed': return [f[:,0].new_full(f[:,0].shape, v) for v in values]
     if rule == 'max_frac': mx = f.max(1).values; return [v*mx for v in values]
     s = _sorted_rows(f)
     return [_percentile(f, v, s) for v in values]
@@ -78,6 +83,7 @@ def map_thresholds(maps, # maps (N,H,W) or (H,W)
                    rule:str='max_frac', # 'fixed', 'max_frac' or 'percentile' (Otsu's is not a number per value)
                    values=0.2): # one value, or a sequence of K values
     "Each image's threshold under `rule`: a float tensor (N,) for one value, (K,N) for K values (what `threshold_maps` compares with)."
+    import torch
     _check_rule(rule, THRESHOLD_RULES[:3])
     t,_ = _maps(maps)
     _check_finite(t)
@@ -117,13 +123,19 @@ BOX_RULES = dict(component=_box_component, contour=_box_contour, contours=_box_c
 
 # %% ../nbs/01_extract.ipynb #1b694a61
 def mask_boxes(masks, # boolean masks (N,H,W) or (H,W), numpy or torch
-               rule:str='contour'): # one of `BOX_RULES`: 'component', 'contour', 'contours'
-    "One float tensor `(k,4)` of `xyxy` boxes per mask; an empty mask gives `(0,4)`."
+               rule:str='contour', # one of `BOX_RULES`: 'component', 'contour', 'contours'
+               numpy:bool=False): # give float32 numpy arrays (numpy masks then need no torch)
+    "One float tensor `(k,4)` of `xyxy` boxes per mask (a numpy array with `numpy`); an empty mask gives `(0,4)`."
     if rule not in BOX_RULES: raise ValueError(f"unknown box rule {rule!r}; known: {', '.join(BOX_RULES)}")
-    m = torch.as_tensor(masks)
+    if isinstance(masks, np.ndarray): m = masks
+    else: import torch; m = torch.as_tensor(masks)
     if m.ndim not in (2,3): raise ValueError(f"masks must be (N,H,W) or (H,W), got shape {tuple(m.shape)}")
-    m = (m.reshape(-1, *m.shape[-2:]) != 0).to(torch.uint8).mul_(255).cpu().numpy()
-    return [torch.tensor(BOX_RULES[rule](np.ascontiguousarray(x)), dtype=torch.float32).reshape(-1,4) for x in m]
+    m = m.reshape(-1, *m.shape[-2:]) != 0
+    m = m.astype(np.uint8) * np.uint8(255) if isinstance(m, np.ndarray) else m.to(torch.uint8).mul_(255).cpu().numpy()
+    bs = [np.array(BOX_RULES[rule](np.ascontiguousarray(x)), np.float32).reshape(-1,4) for x in m]
+    if numpy: return bs
+    import torch
+    return [torch.from_numpy(b) for b in bs]
 
 # %% ../nbs/01_extract.ipynb #09469a24
 def stack_boxes(bl:list, # per-image box tensors (k,4) with k <= 1, as `mask_boxes` gives for 'component'/'contour'
@@ -131,6 +143,7 @@ def stack_boxes(bl:list, # per-image box tensors (k,4) with k <= 1, as `mask_box
     "Stack one box per image into `(N,4)`; images without a box get a box of `fill`."
     many = [i for i,b in enumerate(bl) if len(b) > 1]
     if many: raise ValueError(f"stack_boxes needs at most one box per image; image index {many[:10]} have more")
+    import torch
     return torch.stack([b[0] if len(b) else torch.full((4,), fill) for b in bl]) if len(bl) else torch.zeros(0,4)
 
 # %% ../nbs/01_extract.ipynb #5c7f15bd

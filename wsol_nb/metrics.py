@@ -4,10 +4,9 @@
 
 # %% ../nbs/02_metrics.ipynb #b5e587f1
 from __future__ import annotations
-import time, warnings, numpy as np, torch, cv2
+import sys, time, warnings, numpy as np, cv2
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-import matplotlib.pyplot as plt
 from .boxes import PROTOCOLS, Protocol, get_protocol, box_iou, protocol_boxes, center_crop_box, resize_boxes, crop_boxes
 from .extract import mask_boxes
 from .maxboxacc import _to_u8, _inf_error, _iou1, float_ious
@@ -24,13 +23,18 @@ def cam_thresholds(interval:float=0.01): # step of the threshold sweep (the CLI'
     return np.arange(0, 1, interval)
 
 # %% ../nbs/02_metrics.ipynb #be67df4d
+def _is_tensor(x):
+    "Whether `x` is a torch tensor, without importing torch (there is none before torch is imported): numpy maps need no torch."
+    t = sys.modules.get('torch')
+    return t is not None and isinstance(x, t.Tensor)
+
 def _np_maps(maps, ids=None):
     "Maps as a list of 2D float32 numpy arrays; bad shapes name the image."
-    if isinstance(maps, torch.Tensor): maps = maps.detach().cpu().numpy()
+    if _is_tensor(maps): maps = maps.detach().cpu().numpy()
     if isinstance(maps, np.ndarray) and maps.ndim == 2: maps = maps[None]
     out = []
     for i, m in enumerate(maps):
-        m = m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m)
+        m = m.detach().cpu().numpy() if _is_tensor(m) else np.asarray(m)
         name = ids[i] if ids is not None else i
         if m.ndim != 2 or min(m.shape) < 1: raise ValueError(f'score map of image {name} must be 2D (H,W), got shape {m.shape}')
         if not np.issubdtype(m.dtype, np.number) or np.iscomplexobj(m): raise ValueError(f'score map of image {name} is not real numbers ({m.dtype})')
@@ -41,7 +45,7 @@ def _np_maps(maps, ids=None):
 
 def _frame(maps, size=224, ids=None):
     "Float32 maps `(N,size,size)`: an array already at the size as it is, anything else checked (`_np_maps`) and cubic-resized."
-    a = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else maps
+    a = maps.detach().cpu().numpy() if _is_tensor(maps) else maps
     if isinstance(a, np.ndarray) and a.dtype == np.float32 and a.ndim == 3 and a.shape[1:] == (size, size):
         return np.ascontiguousarray(a)
     ms = _np_maps(maps, ids)          # cv2.resize to the same size is a plain copy: skipped
@@ -129,6 +133,7 @@ def max_box_acc(maps, gt_boxes, # as in `box_accuracy`
 def plot_curves(r:dict, # a `box_accuracy` result
                 ax=None, title:str=''):
     "Box accuracy against the score-map threshold: V1 at delta 50 and V2 at 30/50/70, best thresholds marked."
+    import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
     t = r['thresholds']
     for d, c in r['curves_v2'].items(): ax.plot(t, c, label=f'V2, IoU>={d}%', lw=1.2)
@@ -152,7 +157,7 @@ def _float_maps(maps, size=224, ids=None):
 
 def _bin_mask(m, size=224):
     "A GT mask resized (nearest) to `size` and binarised: uint8 > 127, float > 0.5, bool as is."
-    m = m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m)
+    m = m.detach().cpu().numpy() if _is_tensor(m) else np.asarray(m)
     m = m.reshape(m.shape[-2:])
     thr = 127 if m.dtype == np.uint8 else 0.5
     return cv2.resize(m.astype(np.float32), (size, size), interpolation=cv2.INTER_NEAREST) > thr
@@ -202,9 +207,9 @@ def map_box_ious(maps, # maps in the protocol frame (N,S,S), e.g. from `protocol
         m = np.nan_to_num(np.asarray(m, np.float32), nan=0., posinf=0., neginf=0.)
         g = np.asarray(g, np.float64).reshape(-1, 4)[:None if all_gt else 1]
         thr = taus * m.max() if rule == 'max_frac' else taus
-        bs = mask_boxes(m[None] > thr[:, None, None].astype(np.float32), 'contour')
+        bs = mask_boxes(m[None] > thr[:, None, None].astype(np.float32), 'contour', numpy=True)
         for k, b in enumerate(bs):
-            if len(b): has[i, k] = True; iou[i, k] = box_iou(b.double(), torch.from_numpy(g)).max().item()
+            if len(b): has[i, k] = True; iou[i, k] = box_iou(b.astype(np.float64), g).max()
     return iou, has
 
 # %% ../nbs/02_metrics.ipynb #46297b02
@@ -251,7 +256,7 @@ def _usable(gt_boxes):
 def _sel(x, keep):
     "The items of `x` at `keep`: `x` itself when nothing is left out, a list (or a lazy view of a lazy sequence) otherwise."
     if x is None or len(keep) == len(x): return x
-    return [x[i] for i in keep] if isinstance(x, (list, tuple, np.ndarray, torch.Tensor)) else _Take(x, keep)
+    return [x[i] for i in keep] if isinstance(x, (list, tuple, np.ndarray)) or _is_tensor(x) else _Take(x, keep)
 
 class _Take(Sequence):
     "A lazy view of the items `keep` of a sequence (maps read from disk stay on disk until asked for)."
@@ -280,13 +285,13 @@ def _chunks(maps, chunk:int):
 
 def _nan_maps(maps, ids=None):
     "Ids (indices without `ids`) of the score maps holding a NaN."
-    a = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else maps
+    a = maps.detach().cpu().numpy() if _is_tensor(maps) else maps
     if isinstance(a, np.ndarray) and a.ndim == 3: bad = np.flatnonzero(np.isnan(a).any((1, 2))) if a.dtype.kind == 'f' else []
     else: bad = [i for i, m in enumerate(a) if _has_nan(m)]
     return [ids[i] if ids is not None else int(i) for i in bad]
 
 def _has_nan(m):
-    m = m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m)
+    m = m.detach().cpu().numpy() if _is_tensor(m) else np.asarray(m)
     return m.dtype.kind in 'fc' and bool(np.isnan(m).any())
 
 def _lists(d): return {k: (_lists(v) if isinstance(v, dict) else v.tolist() if isinstance(v, np.ndarray) else v) for k, v in d.items()}

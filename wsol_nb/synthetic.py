@@ -7,7 +7,7 @@ from __future__ import annotations
 import os, json, time, shutil, hashlib, tempfile
 from pathlib import Path
 import numpy as np, cv2
-from .data import write_cub, read_cub, write_wsoleval
+from .records import write_cub, read_cub, write_wsoleval
 
 # %% auto #0
 __all__ = ['PATTERNS', 'PART_COLOURS', 'PALETTE', 'GEN_VERSION', 'DEFAULTS', 'class_spec', 'class_names', 'part_patch',
