@@ -430,3 +430,13 @@ def test_monitor_psol_start_never_overwrites(ds, tmp_path):
     mon.start(); assert mon.wait(60)                                       # finished: a new folder, the trained one untouched
     assert mon.state['run_dir'] == str(tmp_path/'psol-2') and (tmp_path/'psol'/'ckpt.pt').read_bytes() == ck
     assert mon.state['tile_ious'] is not None and len(mon.state['tile_ious']) == 2
+
+def test_explorer_on_a_vision_transformer(ds):
+    "A ViT (random weights) in the explorer: no CAM, so Grad-CAM first; rollout and Eigen-CAM on its 14x14 patch grid."
+    from wsol_nb.backbones import get_backbone
+    ex = CamExplorer(ds, backbone=get_backbone('vit_b_16', None), background=False)
+    assert ex.state['method'] == 'Grad-CAM' and ex.state['grid'] == (14, 14) and not ex.message
+    for m in ('Attention rollout', 'Eigen-CAM', 'LayerCAM'):
+        ex.w_method.value = m
+        assert ex.state['method'] == m and ex.cache.maps(m).shape == (8, 224, 224) and not ex.message, (m, ex.message)
+    assert ('Attention rollout (transformers)', 'Attention rollout') in ex.w_method.options

@@ -285,6 +285,8 @@ class CamExplorer:
         self.providers = dict(PROVIDERS if providers is None else providers)
         if not any(f is not None for f in self.providers.values()): raise ValueError("CamExplorer: no available method in `providers`")
         if self.providers.get(method) is None: method = next(k for k, f in self.providers.items() if f is not None)
+        if method == 'CAM' and backbone is not None and getattr(backbone, 'cam_tap', '') is None and self.providers.get('Grad-CAM'):
+            method = 'Grad-CAM'   # a backbone without GAP + fc (vgg16, a ViT) has no CAM
         self._ds, self.ds, self.backbone, self.background = ds, None, backbone, background
         self.bs, self.curve_n, self.curve_size, self.zoom = bs, curve_n, curve_size, zoom
         self.caches, self.view, self.order, self._sel = {}, None, np.arange(0), 0
