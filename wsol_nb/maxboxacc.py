@@ -170,7 +170,7 @@ def _best_iou(x0, y0, x1, y1, gt):
 @_jit(inline='always')
 def _strip2(a, b, c, d):
     "Twice the contour area between touching runs [a,b] and [c,d] of consecutive rows: 2 per full block, 1 per half block."
-    return (2 * b if b == d else 2 * min(b, d) + 1) - (2 * a if a == c else 2 * max(a, c) - 1)
+    return 2 * (min(b, d) - max(a, c)) + (b != d) + (a != c)
 
 @_jit(inline='always')
 def _fold(acc, A2, root, x0, y0, x1, y1):
@@ -207,6 +207,11 @@ def _union(ri, rj, par, x0, x1, y1, ar2, cy):
     ar2[ri] += ar2[rj]; cy[ri] |= cy[rj]
     return ri
 
+@_jit(inline='always')
+def _new_root(j, r, R, lab, par, x0, x1, y1, ar2, cy):
+    "Run j (row r) as a component of its own."
+    lab[j] = par[j] = j; x0[j] = R.start[j]; x1[j] = R.end[j]; y1[j] = r; ar2[j] = cy[j] = 0
+
 @_jit
 def _components(R, s0, t0, lo, mr, W, H, gt, cs, acc):
     """8-connected components of one level by union-find over its runs `s0:t0` (rows f..l, `R`: `Runs`, `cs`:
@@ -233,26 +238,29 @@ def _components(R, s0, t0, lo, mr, W, H, gt, cs, acc):
             i = _find(par, cur)
             x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); ar2[i] += A2
             cur = -1
-        for i in range(s, t):
-            lab[i] = par[i] = i; x0[i] = RS[i]; x1[i] = RE[i]; y1[i] = r; ar2[i] = cy[i] = 0
-        if r > f and t > s:
-            i, q, j = lo[r - f - 1], s, s
-            if i < q:
-                ri, rj = _find(par, lab[i]), j                   # roots of runs i and j, kept up to date
-                while True:                                  # link touching runs of rows r-1 and r
-                    a, b, c, d = RS[i], RE[i], RS[j], RE[j]
-                    if b + 1 >= c and d + 1 >= a:
-                        if ri != rj: ri = rj = _union(ri, rj, par, x0, x1, y1, ar2, cy)
-                        else: cy[ri] = 1
-                        ar2[ri] += _strip2(a, b, c, d)
-                    if b < d:
-                        i += 1
-                        if i == q: break
-                        ri = _find(par, lab[i])
-                    else:
-                        j += 1
-                        if j == t: break
-                        rj = j
+        j = s                                                # runs j.. of row r are not in the union-find yet
+        if r > f and t > s and lo[r - f - 1] < s:
+            i, q = lo[r - f - 1], s
+            ri, rj = _find(par, lab[i]), -1                  # roots of runs i and j (-1: j is not in yet)
+            while True:                                      # link touching runs of rows r-1 and r
+                a, b, c, d = RS[i], RE[i], RS[j], RE[j]
+                if (b + 1 >= c) & (d + 1 >= a):
+                    if rj < 0:                               # j's first touch: it joins i's component
+                        lab[j] = j; par[j] = rj = ri
+                        x0[ri] = min(x0[ri], c); x1[ri] = max(x1[ri], d); y1[ri] = r
+                    elif ri != rj: ri = rj = _union(ri, rj, par, x0, x1, y1, ar2, cy)
+                    else: cy[ri] = 1
+                    ar2[ri] += _strip2(a, b, c, d)
+                if b < d:
+                    i += 1
+                    if i == q: break
+                    ri = _find(par, lab[i])
+                else:
+                    if rj < 0: _new_root(j, r, R, lab, par, x0, x1, y1, ar2, cy)
+                    j += 1; rj = -1
+                    if j == t: break
+            if rj >= 0: j += 1
+        for k in range(j, t): _new_root(k, r, R, lab, par, x0, x1, y1, ar2, cy)
         cur = s if t - s == 1 else -1
         if cur >= 0: a, b, y, bx0, bx1, A2 = RS[s], RE[s], r, W, -1, 0
     if cur >= 0:
@@ -270,12 +278,6 @@ def _components(R, s0, t0, lo, mr, W, H, gt, cs, acc):
     return hy0, hy1, nm, nh
 
 # %% ../nbs/01a_maxboxacc.ipynb #ae5f069d
-@_jit(inline='always')
-def _outside(R, lo, f, r, a, b):
-    "Whether columns a..b of row r hold an off pixel that reaches the border along row r (or the row is empty)."
-    s, t = lo[r - f], lo[r - f + 1]
-    return s == t or a < R.start[s] or b > R.end[t - 1]
-
 @_jit
 def _holes(R, lo, f, h0, h1, w0, w1, rows, W, H, gt, cs, gs, acc):
     """Holes of one level (first row f, runs at `lo`, `gs`: `Gaps`) inside the window of rows h0..h1 and columns
@@ -289,26 +291,36 @@ def _holes(R, lo, f, h0, h1, w0, w1, rows, W, H, gt, cs, gs, acc):
     for r in rows:
         if r < h0 or r > h1: continue
         s, t, start = lo[r - f], lo[r - f + 1], n
+        edge = r == h0 or r == h1                            # else rows r-1 and r+1 are in the level: their extents
+        if not edge:
+            ps, pt, nt = lo[r - f - 1], s, lo[r - f + 2]
+            edge = ps == pt or t == nt
+        if not edge: lp, rp, ln, rn = RS[ps], RE[pt - 1], RS[t], RE[nt - 1]
         for i in range(s, t - 1):                            # the gaps between the runs of row r in the window
             a, b = RE[i] + 1, RS[i + 1] - 1
             if b < w0: continue
             if a > w1: break
             ga[n] = a; gb[n] = b; par[n] = n; gl[n] = i; cs.gap[i] = n; x0[n] = a; x1[n] = b; y0[n] = y1[n] = r
-            bd[n] = (r == h0 or r == h1 or a <= w0 or b >= w1 or _outside(R, lo, f, r - 1, a, b)
-                     or _outside(R, lo, f, r + 1, a, b))
+            bd[n] = edge or ((a <= w0) | (b >= w1) | (a < lp) | (b > rp) | (a < ln) | (b > rn))
             n += 1
         i, j = prev if pr == r - 1 else start, start
-        while i < start and j < n:                           # link overlapping gaps of rows r-1 and r
-            a, b, c, d = ga[i], gb[i], ga[j], gb[j]
-            if b < c: i += 1; continue
-            if d < a: j += 1; continue
-            ri, rj = _find(par, i), _find(par, j)
-            if ri != rj:
-                if ri > rj: ri, rj = rj, ri
-                par[rj] = ri; bd[ri] |= bd[rj]
-                x0[ri] = min(x0[ri], x0[rj]); x1[ri] = max(x1[ri], x1[rj]); y1[ri] = max(y1[ri], y1[rj])
-            if b < d: i += 1
-            else: j += 1
+        if i < start and j < n:                              # link overlapping gaps of rows r-1 and r
+            ri, rj = _find(par, i), j                        # roots of gaps i and j, kept up to date
+            while True:
+                a, b, c, d = ga[i], gb[i], ga[j], gb[j]
+                if b >= c and d >= a and ri != rj:
+                    if ri > rj: ri, rj = rj, ri
+                    par[rj] = ri; bd[ri] |= bd[rj]
+                    x0[ri] = min(x0[ri], x0[rj]); x1[ri] = max(x1[ri], x1[rj]); y1[ri] = max(y1[ri], y1[rj])
+                    rj = ri
+                if b < d:
+                    i += 1
+                    if i == start: break
+                    ri = _find(par, i)
+                else:
+                    j += 1
+                    if j == n: break
+                    rj = j
         prev, pr = start, r
     for g in range(n):                                       # a hole's contour runs through the on pixels around it
         if par[g] != g or bd[g]: continue
