@@ -119,13 +119,13 @@ def _steps(m, q, mn, dv, K, L, sp):
             for c in range(W): b[c] = _q(m[r, c], mn, dv)
         else:
             for c in range(W): b[c] = m[r, c]
-        for c in range(W): p[c + 1] = K[b[c]]
+        for c in range(W): p[c + 1] = K[_u32(b[c])]
         ru[r] = nu; rd[r] = nd
         for c in range(1, W + 1):                      # branch-free compaction of the step columns
             uc[nu] = c; nu += _u32(p[c] > p[c - 1])
             dc[nd] = c; nd += _u32(p[c] > p[c + 1])
         for i in range(ru[r], nu):                     # a step up from level a to b starts runs at levels a..b-1
-            c = uc[i]; d[p[c - 1]] += 1; d[p[c]] -= 1
+            c = _u32(uc[i]); d[_u32(p[c - _u32(1)])] += 1; d[_u32(p[c])] -= 1
     ru[H] = nu; rd[H] = nd
     S = np.empty(L + 1, np.uint32); S[0] = 0; run = 0
     for k in range(L): run += d[k]; S[k + 1] = S[k] + run
@@ -141,11 +141,11 @@ def _fill(sp, ru, rd, S, L, R):
     for r in range(len(ru) - 1):
         p = sp.level[r]
         for i in range(ru[r], ru[r + 1]):
-            c = uc[i]; col = np.int16(c - 1)
-            for k in range(p[c - 1], p[c]): j = ws[k]; RS[j] = col; RR[j] = r; ws[k] = j + _u32(1)
+            c = _u32(uc[i]); col = np.int16(c - _u32(1)); k, e = _u32(p[c - _u32(1)]), _u32(p[c])
+            while k < e: j = ws[k]; RS[j] = col; RR[j] = r; ws[k] = j + _u32(1); k += _u32(1)
         for i in range(rd[r], rd[r + 1]):
-            c = dc[i]; col = np.int16(c - 1)
-            for k in range(p[c + 1], p[c]): j = we[k]; RE[j] = col; we[k] = j + _u32(1)
+            c = _u32(dc[i]); col = np.int16(c - _u32(1)); k, e = _u32(p[c + _u32(1)]), _u32(p[c])
+            while k < e: j = we[k]; RE[j] = col; we[k] = j + _u32(1); k += _u32(1)
 
 # %% ../nbs/01a_maxboxacc.ipynb #00cbbd10
 @_jit(inline='always')
