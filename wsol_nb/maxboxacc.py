@@ -151,9 +151,10 @@ def _fill(sp, ru, rd, S, L, R):
 @_jit(inline='always')
 def _find(p, i):
     "Union-find root of `i`, compressing the path."
-    r = i
-    while p[r] != r: r = p[r]
-    while p[i] != r: p[i], i = r, p[i]
+    r = _u32(i)
+    while p[r] != r: r = _u32(p[r])
+    i = _u32(i)
+    while p[i] != r: p[i], i = r, _u32(p[i])
     return r
 
 @_jit
@@ -238,28 +239,28 @@ def _components(R, s0, t0, lo, mr, W, H, gt, cs, acc):
             i = _find(par, cur)
             x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); ar2[i] += A2
             cur = -1
-        j = s                                                # runs j.. of row r are not in the union-find yet
+        j = _u32(s)                                          # runs j.. of row r are not in the union-find yet
         if r > f and t > s and lo[r - f - 1] < s:
-            i, q = lo[r - f - 1], s
-            ri, rj = _find(par, lab[i]), -1                  # roots of runs i and j (-1: j is not in yet)
+            i, q, e = _u32(lo[r - f - 1]), _u32(s), _u32(t)  # (unsigned indices: no negative-index wraparound)
+            ri = rj = _find(par, lab[i]); fresh = True       # roots of runs i and j; fresh: j is not in yet
             while True:                                      # link touching runs of rows r-1 and r
                 a, b, c, d = RS[i], RE[i], RS[j], RE[j]
                 if (b + 1 >= c) & (d + 1 >= a):
-                    if rj < 0:                               # j's first touch: it joins i's component
-                        lab[j] = j; par[j] = rj = ri
+                    if fresh:                                # j's first touch: it joins i's component
+                        lab[j] = j; par[j] = rj = ri; fresh = False
                         x0[ri] = min(x0[ri], c); x1[ri] = max(x1[ri], d); y1[ri] = r
                     elif ri != rj: ri = rj = _union(ri, rj, par, x0, x1, y1, ar2, cy)
                     else: cy[ri] = 1
                     ar2[ri] += _strip2(a, b, c, d)
                 if b < d:
-                    i += 1
+                    i += _u32(1)
                     if i == q: break
                     ri = _find(par, lab[i])
                 else:
-                    if rj < 0: _new_root(j, r, R, lab, par, x0, x1, y1, ar2, cy)
-                    j += 1; rj = -1
-                    if j == t: break
-            if rj >= 0: j += 1
+                    if fresh: _new_root(j, r, R, lab, par, x0, x1, y1, ar2, cy)
+                    j += _u32(1); fresh = True
+                    if j == e: break
+            if not fresh: j += _u32(1)
         for k in range(j, t): _new_root(k, r, R, lab, par, x0, x1, y1, ar2, cy)
         cur = s if t - s == 1 else -1
         if cur >= 0: a, b, y, bx0, bx1, A2 = RS[s], RE[s], r, W, -1, 0
@@ -287,22 +288,22 @@ def _holes(R, lo, f, h0, h1, w0, w1, rows, W, H, gt, cs, gs, acc):
     RS, RE = R.start, R.end
     par, gl, ga, gb, bd = gs.parent, gs.left, gs.a, gs.b, gs.border
     x0, x1, y0, y1 = gs.x0, gs.x1, gs.y0, gs.y1
-    n = prev = 0; pr = -2
+    n = prev = _u32(0); pr = -2                              # (unsigned indices: no negative-index wraparound)
     for r in rows:
         if r < h0 or r > h1: continue
-        s, t, start = lo[r - f], lo[r - f + 1], n
+        s, t, start = _u32(lo[r - f]), _u32(lo[r - f + 1]), n
         edge = r == h0 or r == h1                            # else rows r-1 and r+1 are in the level: their extents
         if not edge:
-            ps, pt, nt = lo[r - f - 1], s, lo[r - f + 2]
+            ps, pt, nt = _u32(lo[r - f - 1]), s, _u32(lo[r - f + 2])
             edge = ps == pt or t == nt
         if not edge: lp, rp, ln, rn = RS[ps], RE[pt - 1], RS[t], RE[nt - 1]
-        for i in range(s, t - 1):                            # the gaps between the runs of row r in the window
-            a, b = RE[i] + 1, RS[i + 1] - 1
+        for i in range(s, t - _u32(1)):                      # the gaps between the runs of row r in the window
+            a, b = RE[i] + 1, RS[i + _u32(1)] - 1
             if b < w0: continue
             if a > w1: break
             ga[n] = a; gb[n] = b; par[n] = n; gl[n] = i; cs.gap[i] = n; x0[n] = a; x1[n] = b; y0[n] = y1[n] = r
             bd[n] = edge or ((a <= w0) | (b >= w1) | (a < lp) | (b > rp) | (a < ln) | (b > rn))
-            n += 1
+            n += _u32(1)
         i, j = prev if pr == r - 1 else start, start
         if i < start and j < n:                              # link overlapping gaps of rows r-1 and r
             ri, rj = _find(par, i), j                        # roots of gaps i and j, kept up to date
@@ -314,11 +315,11 @@ def _holes(R, lo, f, h0, h1, w0, w1, rows, W, H, gt, cs, gs, acc):
                     x0[ri] = min(x0[ri], x0[rj]); x1[ri] = max(x1[ri], x1[rj]); y1[ri] = max(y1[ri], y1[rj])
                     rj = ri
                 if b < d:
-                    i += 1
+                    i += _u32(1)
                     if i == start: break
                     ri = _find(par, i)
                 else:
-                    j += 1
+                    j += _u32(1)
                     if j == n: break
                     rj = j
         prev, pr = start, r
