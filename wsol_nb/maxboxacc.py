@@ -364,9 +364,9 @@ def _filled2(c, R, lo, f, W, ng, cs, gs):
 
 # %% ../nbs/01a_maxboxacc.ipynb #a09afaeb
 @_jit(inline='always')
-def _beats(A2, root, acc):
-    "Whether an outer contour (twice its area, its component's first run) comes before V1's choice so far."
-    return A2 > acc[_TOP] or (A2 == acc[_TOP] and root > acc[_ROOT])
+def _beats(A2, root, B2, broot):
+    "Whether an outer contour (twice its area, its component's first run) comes before another in V1's order (cv2's among equal areas)."
+    return A2 > B2 or (A2 == B2 and root > broot)
 
 @_jit
 def _cover(x0, y0, x1, y1, gt):
@@ -390,11 +390,11 @@ def _with_holes(R, lo, f, rows, nh, W, H, gt, cs, gs, acc):
         c = hd[j]
         if _cover(x0[c], y0[c], min(x1[c] + 1, W - 1), min(y1[c] + 1, H - 1), gt) > acc[_V2]:
             h0 = min(h0, y0[c]); h1 = max(h1, y1[c]); w0 = min(w0, x0[c]); w1 = max(w1, x1[c])
-        if ar2[c] > bl or (ar2[c] == bl and c > br): bl, br = ar2[c], c
+        if _beats(ar2[c], c, bl, br): bl, br = ar2[c], c
     nc = 0                                               # candidates: their upper bound beats that choice
     for j in range(nh):
         c = hd[j]; ub = 2 * (x1[c] - x0[c]) * (y1[c] - y0[c])
-        if c == br or ub > bl or (ub == bl and c > br): hd[nc] = c; nc += 1
+        if c == br or _beats(ub, c, bl, br): hd[nc] = c; nc += 1
     if nc == 1 and hd[0] == br:                          # the choice is that component, whatever its holes
         c = hd[0]; _fold(acc, ar2[c], c, x0[c], y0[c], x1[c], y1[c]); nc = 0
     for j in range(nc): c = hd[j]; h0 = min(h0, y0[c]); h1 = max(h1, y1[c]); w0 = min(w0, x0[c]); w1 = max(w1, x1[c])
