@@ -46,7 +46,7 @@ def _inf_error(bad, ids): return ValueError(f'score map of image {ids[bad] if id
 # %% ../nbs/01a_maxboxacc.ipynb #08c2288f
 Steps = namedtuple('Steps', 'level up down')
 Runs = namedtuple('Runs', 'row start end')
-Comps = namedtuple('Comps', 'label parent x0 x1 y0 y1 runs edges area2 nodes holed gap')
+Comps = namedtuple('Comps', 'label parent x0 x1 y0 y1 area2 cycle holed gap')
 Gaps = namedtuple('Gaps', 'parent left a b x0 x1 y0 y1 border')
 
 # slots of `acc`, one level's result: best V2 IoU, twice the largest outer contour area, the root of its component
@@ -67,7 +67,7 @@ def _runs_scratch(n):
 def _comps_scratch(n):
     "`Comps` for `n` runs."
     e = lambda: np.empty(n, np.int32)
-    return Comps(e(), e(), e(), e(), e(), e(), e(), e(), e(), e(), e(), e())
+    return Comps(e(), e(), e(), e(), e(), e(), e(), e(), e(), e())
 
 @_jit
 def _gaps_scratch(H, W):
@@ -119,13 +119,13 @@ def _steps(m, q, mn, dv, K, L, sp):
             for c in range(W): b[c] = _q(m[r, c], mn, dv)
         else:
             for c in range(W): b[c] = m[r, c]
-        for c in range(W): p[c + 1] = K[b[c]]
+        for c in range(W): p[c + 1] = K[_u32(b[c])]
         ru[r] = nu; rd[r] = nd
         for c in range(1, W + 1):                      # branch-free compaction of the step columns
             uc[nu] = c; nu += _u32(p[c] > p[c - 1])
             dc[nd] = c; nd += _u32(p[c] > p[c + 1])
         for i in range(ru[r], nu):                     # a step up from level a to b starts runs at levels a..b-1
-            c = uc[i]; d[p[c - 1]] += 1; d[p[c]] -= 1
+            c = _u32(uc[i]); d[_u32(p[c - _u32(1)])] += 1; d[_u32(p[c])] -= 1
     ru[H] = nu; rd[H] = nd
     S = np.empty(L + 1, np.uint32); S[0] = 0; run = 0
     for k in range(L): run += d[k]; S[k + 1] = S[k] + run
@@ -141,19 +141,20 @@ def _fill(sp, ru, rd, S, L, R):
     for r in range(len(ru) - 1):
         p = sp.level[r]
         for i in range(ru[r], ru[r + 1]):
-            c = uc[i]; col = np.int16(c - 1)
-            for k in range(p[c - 1], p[c]): j = ws[k]; RS[j] = col; RR[j] = r; ws[k] = j + _u32(1)
+            c = _u32(uc[i]); col = np.int16(c - _u32(1)); k, e = _u32(p[c - _u32(1)]), _u32(p[c])
+            while k < e: j = ws[k]; RS[j] = col; RR[j] = r; ws[k] = j + _u32(1); k += _u32(1)
         for i in range(rd[r], rd[r + 1]):
-            c = dc[i]; col = np.int16(c - 1)
-            for k in range(p[c + 1], p[c]): j = we[k]; RE[j] = col; we[k] = j + _u32(1)
+            c = _u32(dc[i]); col = np.int16(c - _u32(1)); k, e = _u32(p[c + _u32(1)]), _u32(p[c])
+            while k < e: j = we[k]; RE[j] = col; we[k] = j + _u32(1); k += _u32(1)
 
 # %% ../nbs/01a_maxboxacc.ipynb #00cbbd10
 @_jit(inline='always')
 def _find(p, i):
     "Union-find root of `i`, compressing the path."
-    r = i
-    while p[r] != r: r = p[r]
-    while p[i] != r: p[i], i = r, p[i]
+    r = _u32(i)
+    while p[r] != r: r = _u32(p[r])
+    i = _u32(i)
+    while p[i] != r: p[i], i = r, _u32(p[i])
     return r
 
 @_jit
@@ -170,7 +171,7 @@ def _best_iou(x0, y0, x1, y1, gt):
 @_jit(inline='always')
 def _strip2(a, b, c, d):
     "Twice the contour area between touching runs [a,b] and [c,d] of consecutive rows: 2 per full block, 1 per half block."
-    return (2 * b if b == d else 2 * min(b, d) + 1) - (2 * a if a == c else 2 * max(a, c) - 1)
+    return 2 * (min(b, d) - max(a, c)) + (b != d) + (a != c)
 
 @_jit(inline='always')
 def _fold(acc, A2, root, x0, y0, x1, y1):
@@ -198,19 +199,32 @@ def _chains(R, s, t, W, H, gt, acc):
     _fold(acc, A2, root, x0, y0, x1, y)
 
 # %% ../nbs/01a_maxboxacc.ipynb #f5927bf9
+@_jit(inline='always')
+def _union(ri, rj, par, x0, x1, y1, ar2, cy):
+    "Join the components with roots ri != rj under the smaller (the first run in the map's order); returns it."
+    if ri > rj: ri, rj = rj, ri
+    par[rj] = ri
+    x0[ri] = min(x0[ri], x0[rj]); x1[ri] = max(x1[ri], x1[rj]); y1[ri] = max(y1[ri], y1[rj])
+    ar2[ri] += ar2[rj]; cy[ri] |= cy[rj]
+    return ri
+
+@_jit(inline='always')
+def _new_root(j, r, R, lab, par, x0, x1, y1, ar2, cy):
+    "Run j (row r) as a component of its own."
+    lab[j] = par[j] = j; x0[j] = R.start[j]; x1[j] = R.end[j]; y1[j] = r; ar2[j] = cy[j] = 0
+
 @_jit
 def _components(R, s0, t0, lo, mr, W, H, gt, cs, acc):
     """8-connected components of one level by union-find over its runs `s0:t0` (rows f..l, `R`: `Runs`, `cs`:
     `Comps`): V2 and the components without a hole into `acc`, the roots of those with one into `cs.holed`. Row r's
-    runs are at `lo[r-f]:lo[r-f+1]`, and the rows with 2+ runs go into `mr`. Returns the first and last row of the
-    components with a hole (`H, -1` if none), the number of rows in `mr` and the number of components with a hole."""
+    runs are at `lo[r-f]:lo[r-f+1]`, and the rows with 2+ runs go into `mr`. A component has a hole when two of its
+    runs touch that are already joined (a cycle of runs). Returns the first and last row of the components with a
+    hole (`H, -1` if none), the number of rows in `mr` and the number of components with a hole."""
     RR, RS, RE = R.row, R.start, R.end
-    lab, par, nodes = cs.label, cs.parent, cs.nodes
-    x0, x1, y0, y1 = cs.x0, cs.x1, cs.y0, cs.y1
-    nru, ned, ar2 = cs.runs, cs.edges, cs.area2
+    lab, par, cy = cs.label, cs.parent, cs.cycle
+    x0, x1, y0, y1, ar2 = cs.x0, cs.x1, cs.y0, cs.y1, cs.area2
     f, l = RR[s0], RR[t0 - 1]; nx, nm = s0, 0
-    nn = 0
-    cur, a, b, y, bx0, bx1, n, A2 = -1, 0, 0, 0, W, -1, 0, 0   # cur: node of the band of single touching runs
+    cur, a, b, y, bx0, bx1, A2 = -1, 0, 0, 0, W, -1, 0     # cur: node of the band of single touching runs
     for r in range(f, l + 1):
         s = lo[r - f] = nx                                   # row r's runs: s..t
         while nx < t0 and RR[nx] == r: nx += 1
@@ -218,91 +232,105 @@ def _components(R, s0, t0, lo, mr, W, H, gt, cs, acc):
         if t - s > 1: mr[nm] = r; nm += 1
         if cur >= 0 and t - s == 1 and RS[s] <= b + 1 and a <= RE[s] + 1:   # the band goes on: sums in registers
             c, d = RS[s], RE[s]; lab[s] = cur
-            bx0 = min(bx0, c); bx1 = max(bx1, d); n += 1; A2 += _strip2(a, b, c, d)
+            bx0 = min(bx0, c); bx1 = max(bx1, d); A2 += _strip2(a, b, c, d)
             a, b, y = c, d, r
             continue
-        if cur >= 0:                                         # the band ends: into its component (n runs, n edges)
+        if cur >= 0:                                         # the band ends: into its component
             i = _find(par, cur)
-            x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); nru[i] += n; ned[i] += n; ar2[i] += A2
+            x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); ar2[i] += A2
             cur = -1
-        for i in range(s, t):
-            lab[i] = par[i] = i; x0[i] = RS[i]; x1[i] = RE[i]; y0[i] = y1[i] = r; nru[i] = 1; ned[i] = ar2[i] = 0
-            nodes[nn] = i; nn += 1
-        if r > f:
-            i, q, j = lo[r - f - 1], s, s
-            while i < q and j < t:                           # link touching runs of rows r-1 and r
+        j = _u32(s)                                          # runs j.. of row r are not in the union-find yet
+        if r > f and t > s and lo[r - f - 1] < s:
+            i, q, e = _u32(lo[r - f - 1]), _u32(s), _u32(t)  # (unsigned indices: no negative-index wraparound)
+            ri = rj = _find(par, lab[i]); fresh = True       # roots of runs i and j; fresh: j is not in yet
+            while True:                                      # link touching runs of rows r-1 and r
                 a, b, c, d = RS[i], RE[i], RS[j], RE[j]
-                if b + 1 < c: i += 1; continue
-                if d + 1 < a: j += 1; continue
-                ri, rj = _find(par, lab[i]), _find(par, lab[j])
-                if ri != rj:
-                    if ri > rj: ri, rj = rj, ri
-                    par[rj] = ri
-                    x0[ri] = min(x0[ri], x0[rj]); x1[ri] = max(x1[ri], x1[rj]); y1[ri] = max(y1[ri], y1[rj])
-                    nru[ri] += nru[rj]; ned[ri] += ned[rj]; ar2[ri] += ar2[rj]
-                ned[ri] += 1
-                ar2[ri] += _strip2(a, b, c, d)
-                if b < d: i += 1
-                else: j += 1
+                if (b + 1 >= c) & (d + 1 >= a):
+                    if fresh:                                # j's first touch: it joins i's component
+                        lab[j] = j; par[j] = rj = ri; fresh = False
+                        x0[ri] = min(x0[ri], c); x1[ri] = max(x1[ri], d); y1[ri] = r
+                    elif ri != rj: ri = rj = _union(ri, rj, par, x0, x1, y1, ar2, cy)
+                    else: cy[ri] = 1
+                    ar2[ri] += _strip2(a, b, c, d)
+                if b < d:
+                    i += _u32(1)
+                    if i == q: break
+                    ri = _find(par, lab[i])
+                else:
+                    if fresh: _new_root(j, r, R, lab, par, x0, x1, y1, ar2, cy)
+                    j += _u32(1); fresh = True
+                    if j == e: break
+            if not fresh: j += _u32(1)
+        for k in range(j, t): _new_root(k, r, R, lab, par, x0, x1, y1, ar2, cy)
         cur = s if t - s == 1 else -1
-        if cur >= 0: a, b, y, bx0, bx1, n, A2 = RS[s], RE[s], r, W, -1, 0, 0
+        if cur >= 0: a, b, y, bx0, bx1, A2 = RS[s], RE[s], r, W, -1, 0
     if cur >= 0:
         i = _find(par, cur)
-        x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); nru[i] += n; ned[i] += n; ar2[i] += A2
+        x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); ar2[i] += A2
     lo[l + 1 - f] = t0
     acc[_V2] = acc[_TOP] = acc[_ROOT] = -1.0; hy0, hy1, nh = H, -1, 0
-    for i in nodes[:nn]:                                     # the components' roots
-        if par[i] != i: continue
+    for i in range(s0, t0):                                  # the components' roots
+        if lab[i] != i or par[i] != i: continue
+        y0[i] = RR[i]
         acc[_V2] = max(acc[_V2], _best_iou(x0[i], y0[i], min(x1[i] + 1, W - 1), min(y1[i] + 1, H - 1), gt))
-        if ned[i] >= nru[i]:                                 # a hole: its area after the hole search
+        if cy[i]:                                            # a hole: its area after the hole search
             cs.holed[nh] = i; nh += 1; hy0 = min(hy0, y0[i]); hy1 = max(hy1, y1[i])
         else: _fold(acc, ar2[i], i, x0[i], y0[i], x1[i], y1[i])
     return hy0, hy1, nm, nh
 
 # %% ../nbs/01a_maxboxacc.ipynb #ae5f069d
-@_jit(inline='always')
-def _outside(R, lo, f, r, a, b):
-    "Whether columns a..b of row r hold an off pixel that reaches the border along row r (or the row is empty)."
-    s, t = lo[r - f], lo[r - f + 1]
-    return s == t or a < R.start[s] or b > R.end[t - 1]
-
 @_jit
-def _holes(R, lo, f, h0, h1, rows, W, H, gt, cs, gs, acc):
-    """Holes of one level (first row f, runs at `lo`, `gs`: `Gaps`): gaps between runs (in `rows`, those with 2+ runs),
-    4-connected across rows, never reaching the border; only rows h0..h1 (those of the components with a hole) are
-    searched, and a gap in row h0 or h1 belongs to no hole."""
+def _holes(R, lo, f, h0, h1, w0, w1, rows, W, H, gt, cs, gs, acc):
+    """Holes of one level (first row f, runs at `lo`, `gs`: `Gaps`) inside the window of rows h0..h1 and columns
+    w0..w1: gaps between runs (in `rows`, those with 2+ runs), 4-connected across rows, never reaching the border;
+    a gap in row h0 or h1 or on column w0 or w1 belongs to no hole, and gaps outside the window are not listed.
+    Returns the number of gaps listed."""
     RS, RE = R.start, R.end
     par, gl, ga, gb, bd = gs.parent, gs.left, gs.a, gs.b, gs.border
     x0, x1, y0, y1 = gs.x0, gs.x1, gs.y0, gs.y1
-    n = prev = 0; pr = -2
+    n = prev = _u32(0); pr = -2                              # (unsigned indices: no negative-index wraparound)
     for r in rows:
         if r < h0 or r > h1: continue
-        s, t, start = lo[r - f], lo[r - f + 1], n
-        for i in range(s, t - 1):                            # the gaps between the runs of row r
-            a, b = RE[i] + 1, RS[i + 1] - 1
+        s, t, start = _u32(lo[r - f]), _u32(lo[r - f + 1]), n
+        edge = r == h0 or r == h1                            # else rows r-1 and r+1 are in the level: their extents
+        if not edge:
+            ps, pt, nt = _u32(lo[r - f - 1]), s, _u32(lo[r - f + 2])
+            edge = ps == pt or t == nt
+        if not edge: lp, rp, ln, rn = RS[ps], RE[pt - 1], RS[t], RE[nt - 1]
+        for i in range(s, t - _u32(1)):                      # the gaps between the runs of row r in the window
+            a, b = RE[i] + 1, RS[i + _u32(1)] - 1
+            if b < w0: continue
+            if a > w1: break
             ga[n] = a; gb[n] = b; par[n] = n; gl[n] = i; cs.gap[i] = n; x0[n] = a; x1[n] = b; y0[n] = y1[n] = r
-            bd[n] = r == h0 or r == h1 or _outside(R, lo, f, r - 1, a, b) or _outside(R, lo, f, r + 1, a, b)
-            n += 1
+            bd[n] = edge or ((a <= w0) | (b >= w1) | (a < lp) | (b > rp) | (a < ln) | (b > rn))
+            n += _u32(1)
         i, j = prev if pr == r - 1 else start, start
-        while i < start and j < n:                           # link overlapping gaps of rows r-1 and r
-            a, b, c, d = ga[i], gb[i], ga[j], gb[j]
-            if b < c: i += 1; continue
-            if d < a: j += 1; continue
-            ri, rj = _find(par, i), _find(par, j)
-            if ri != rj:
-                if ri > rj: ri, rj = rj, ri
-                par[rj] = ri; bd[ri] |= bd[rj]
-                x0[ri] = min(x0[ri], x0[rj]); x1[ri] = max(x1[ri], x1[rj]); y1[ri] = max(y1[ri], y1[rj])
-            if b < d: i += 1
-            else: j += 1
+        if i < start and j < n:                              # link overlapping gaps of rows r-1 and r
+            ri, rj = _find(par, i), j                        # roots of gaps i and j, kept up to date
+            while True:
+                a, b, c, d = ga[i], gb[i], ga[j], gb[j]
+                if b >= c and d >= a and ri != rj:
+                    if ri > rj: ri, rj = rj, ri
+                    par[rj] = ri; bd[ri] |= bd[rj]
+                    x0[ri] = min(x0[ri], x0[rj]); x1[ri] = max(x1[ri], x1[rj]); y1[ri] = max(y1[ri], y1[rj])
+                    rj = ri
+                if b < d:
+                    i += _u32(1)
+                    if i == start: break
+                    ri = _find(par, i)
+                else:
+                    j += _u32(1)
+                    if j == n: break
+                    rj = j
         prev, pr = start, r
     for g in range(n):                                       # a hole's contour runs through the on pixels around it
         if par[g] != g or bd[g]: continue
         acc[_V2] = max(acc[_V2], _best_iou(x0[g] - 1, y0[g] - 1, min(x1[g] + 2, W - 1), min(y1[g] + 2, H - 1), gt))
+    return n
 
 # %% ../nbs/01a_maxboxacc.ipynb #f2025c7f
 @_jit
-def _filled2(c, R, lo, f, W, cs, gs):
+def _filled2(c, R, lo, f, W, ng, cs, gs):
     "Twice the outer contour area of the component with root `c` (first row f, runs at `lo`): its runs with its holes filled, strip by strip."
     RS, RE = R.start, R.end
     lab, par, gap = cs.label, cs.parent, cs.gap
@@ -316,7 +344,9 @@ def _filled2(c, R, lo, f, W, cs, gs):
             if _find(par, lab[i]) != c: i += 1; continue
             a = RS[i]
             while i < t - 1:                                 # the gap after run i: a hole of c?
-                g = _find(gpar, gap[i])
+                g = gap[i]
+                if g < 0 or g >= ng or gl[g] != i: break       # a gap outside the window searched
+                g = _find(gpar, g)
                 if bd[g] or _find(par, lab[gl[g]]) != c: break
                 i += 1
                 while _find(par, lab[i]) != c: i += 1       # c's next run in the row closes the hole
@@ -334,9 +364,9 @@ def _filled2(c, R, lo, f, W, cs, gs):
 
 # %% ../nbs/01a_maxboxacc.ipynb #a09afaeb
 @_jit(inline='always')
-def _beats(A2, root, acc):
-    "Whether an outer contour (twice its area, its component's first run) comes before V1's choice so far."
-    return A2 > acc[_TOP] or (A2 == acc[_TOP] and root > acc[_ROOT])
+def _beats(A2, root, B2, broot):
+    "Whether an outer contour (twice its area, its component's first run) comes before another in V1's order (cv2's among equal areas)."
+    return A2 > B2 or (A2 == B2 and root > broot)
 
 @_jit
 def _cover(x0, y0, x1, y1, gt):
@@ -349,20 +379,29 @@ def _cover(x0, y0, x1, y1, gt):
     return best
 
 @_jit
-def _with_holes(R, lo, f, h0, h1, rows, nh, W, H, gt, cs, gs, acc):
-    "Fold the `nh` components with a hole (roots `cs.holed[:nh]`) and their holes into `acc`, searching and filling holes only where they can change V1 or V2."
-    x0, y0, x1, y1, ar2 = cs.x0, cs.y0, cs.x1, cs.y1, cs.area2
-    c, known = cs.holed[0], 0                            # known: 1 c is V1's choice, -1 it is not
-    if nh == 1:
-        if _beats(ar2[c], c, acc): known = 1
-        elif not _beats(2 * (x1[c] - x0[c]) * (y1[c] - y0[c]), c, acc): known = -1
-    if known == 0 or _cover(x0[c], y0[c], min(x1[c] + 1, W - 1), min(y1[c] + 1, H - 1), gt) > acc[_V2]:
-        _holes(R, lo, f, h0, h1, rows, W, H, gt, cs, gs, acc)
-    if known == 1: _fold(acc, ar2[c], c, x0[c], y0[c], x1[c], y1[c])
-    elif known == 0:
-        for j in range(nh):
-            c = cs.holed[j]
-            _fold(acc, _filled2(c, R, lo, f, W, cs, gs), c, x0[c], y0[c], x1[c], y1[c])
+def _with_holes(R, lo, f, rows, nh, W, H, gt, cs, gs, acc):
+    """Fold the `nh` components with a hole (roots `cs.holed[:nh]`) and their holes into `acc`: holes are searched
+    only in the rows of the components whose box could hold a better V2 box, or whose filled area could make them
+    V1's choice (`cs.holed` keeps those), and filled only for the latter."""
+    x0, y0, x1, y1, ar2, hd = cs.x0, cs.y0, cs.x1, cs.y1, cs.area2, cs.holed
+    h0, h1, w0, w1 = H, -1, W, -1
+    bl, br = acc[_TOP], acc[_ROOT]                       # V1's choice by the known areas and the lower bounds
+    for j in range(nh):
+        c = hd[j]
+        if _cover(x0[c], y0[c], min(x1[c] + 1, W - 1), min(y1[c] + 1, H - 1), gt) > acc[_V2]:
+            h0 = min(h0, y0[c]); h1 = max(h1, y1[c]); w0 = min(w0, x0[c]); w1 = max(w1, x1[c])
+        if _beats(ar2[c], c, bl, br): bl, br = ar2[c], c
+    nc = 0                                               # candidates: their upper bound beats that choice
+    for j in range(nh):
+        c = hd[j]; ub = 2 * (x1[c] - x0[c]) * (y1[c] - y0[c])
+        if c == br or _beats(ub, c, bl, br): hd[nc] = c; nc += 1
+    if nc == 1 and hd[0] == br:                          # the choice is that component, whatever its holes
+        c = hd[0]; _fold(acc, ar2[c], c, x0[c], y0[c], x1[c], y1[c]); nc = 0
+    for j in range(nc): c = hd[j]; h0 = min(h0, y0[c]); h1 = max(h1, y1[c]); w0 = min(w0, x0[c]); w1 = max(w1, x1[c])
+    ng = _holes(R, lo, f, h0, h1, w0, w1, rows, W, H, gt, cs, gs, acc) if h1 >= 0 else 0
+    for j in range(nc):
+        c = hd[j]
+        _fold(acc, _filled2(c, R, lo, f, W, ng, cs, gs), c, x0[c], y0[c], x1[c], y1[c])
 
 # %% ../nbs/01a_maxboxacc.ipynb #2ecd81cf
 @_jit
@@ -385,7 +424,7 @@ def _map_levels(m, q, mn, dv, K, L, gt, w1, w2, sp, R, cs, gs, acc, lo, mr):
         if not multi: _chains(R, s, t, W, H, gt, acc)
         else:
             y0, y1, nm, nh = _components(R, s, t, lo, mr, W, H, gt, cs, acc)
-            if nh: _with_holes(R, lo, RR[s], y0, y1, mr[:nm], nh, W, H, gt, cs, gs, acc)
+            if nh: _with_holes(R, lo, RR[s], mr[:nm], nh, W, H, gt, cs, gs, acc)
         w2[k] = acc[_V2]
         w1[k] = _best_iou(int(acc[_X0]), int(acc[_Y0]), min(int(acc[_X1]) + 1, W - 1), min(int(acc[_Y1]) + 1, H - 1), gt)
     return R, cs
