@@ -345,7 +345,7 @@ def wsol_cam(data:str, # dataset root
     if predictions: write_json(predictions, preds, indent=None)
     miss = [r.id for r in ds.records if r.id not in preds]  # unreadable (worker processes keep their own ds.skipped)
     cfg = dict(data=str(data), format=format, metadata=metadata, split=split, backbone=backbone, weights=str(weights),
-               tap=tap or default_tap(bb), method=method, target=None if agnostic else target, norm=norm,
+               tap=None if method == 'rollout' else tap or default_tap(bb), method=method, target=None if agnostic else target, norm=norm,
                **(dict(variant=variant, score_batch=score_batch) if method == 'scorecam' else {}),
                **(dict(discard=discard) if method == 'rollout' else {}), size=size, dtype=dt.name, n_maps=len(preds),
                n_skipped=skipped, skipped=miss, seconds=round(time.time()-t0, 1))
