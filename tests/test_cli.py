@@ -80,6 +80,8 @@ def test_every_map_method_and_a_vit_end_to_end(data, tmp_path):
     assert bad.returncode == 1 and 'use --size 224' in bad.stderr
     bad = run('wsol-cam', '--data', data, '--tap', 'stage9', '--out', tmp_path/'x.npz', '--method', 'gradcam', '--size', 64, ok=False)
     assert bad.returncode == 1 and "has no tap or module 'stage9'" in bad.stderr and 'Traceback' not in bad.stderr
+    bad = run('wsol-cam', '--data', data, '--method', 'rollout', '--out', tmp_path/'r.npz', '--size', 64, ok=False)   # checked before any image
+    assert bad.returncode == 1 and bad.stderr.count('\n') == 1 and 'needs a transformer' in bad.stderr and not (tmp_path/'r.npz').exists()
 
 def test_eval_drop_no_contour(data, tmp_path):
     "SPOL's option: images whose map gives no contour leave the mean; the report counts them."

@@ -15,8 +15,9 @@ from .backbones import Backbone, get_backbone
 
 # %% auto #0
 __all__ = ['SCORECAM_VARIANTS', 'METHODS', 'NORMS', 'class_targets', 'cam_raw', 'gradcam_raw', 'gradcampp_raw', 'xgradcam_raw',
-           'hirescam_raw', 'layercam_raw', 'eigencam_raw', 'scorecam_weights', 'attention_weights', 'rollout_raw',
-           'CamMethod', 'finish_maps', 'fuse_layers', 'default_tap', 'compute_cams', 'dataset_cams', 'wsol_cam']
+           'hirescam_raw', 'layercam_raw', 'eigencam_raw', 'scorecam_weights', 'attention_layers', 'attention_weights',
+           'rollout_raw', 'CamMethod', 'finish_maps', 'fuse_layers', 'default_tap', 'compute_cams', 'dataset_cams',
+           'wsol_cam']
 
 # %% ../nbs/06_cam.ipynb #9d8b2ed1
 def class_targets(target, # 'top1', 'gt', an int, or one class per image (tensor/list)
@@ -123,12 +124,17 @@ def scorecam_weights(bb:Backbone, # the classifier
     return scores.softmax(1)
 
 # %% ../nbs/06_cam.ipynb #b4d67529
+def attention_layers(bb:Backbone) -> list:
+    "The `nn.MultiheadAttention` layers of `bb`, in order; an error when it has none."
+    mods = [m for m in bb.modules() if isinstance(m, nn.MultiheadAttention)]
+    if not mods: raise ValueError(f"attention rollout needs a transformer built from nn.MultiheadAttention (e.g. --backbone vit_b_16); {bb.name} has none")
+    return mods
+
 def attention_weights(bb:Backbone, # a transformer built from nn.MultiheadAttention
                       x:torch.Tensor, # images (N,3,H,W) in [0,1]
                      ) -> tuple:
     "([attention probabilities (N,heads,T,T) of each attention layer, in order], logits (N,K)) from one pass."
-    mods = [m for m in bb.modules() if isinstance(m, nn.MultiheadAttention)]
-    if not mods: raise ValueError(f"attention rollout needs a transformer built from nn.MultiheadAttention (e.g. --backbone vit_b_16); {bb.name} has none")
+    mods = attention_layers(bb)
     att, hooks = [], []
     def ask(m, args, kw): return args, {**kw, 'need_weights': True, 'average_attn_weights': False}
     try:
@@ -213,6 +219,7 @@ def _method(bb, method, taps) -> CamMethod:
     if method not in METHODS: raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     if len(taps) > 1 and method != 'layercam':
         raise ValueError(f"{method} reads one tap, not {len(taps)} ({', '.join(taps)}): several taps are fused by layercam only")
+    if METHODS[method].needs == 'attention': attention_layers(bb)
     if method != 'cam': return METHODS[method]
     if bb.cam_tap is None:
         raise ValueError(f"{bb.name} has no GAP + fc head, so CAM is undefined: use Grad-CAM (--method gradcam) or a GAP backbone (--backbone vgg_gap)")
