@@ -13,6 +13,13 @@ from wsol_nb.monitor import TrainingMonitor, plan_start
 
 torch.set_num_threads(1)
 
+@pytest.fixture(autouse=True)
+def _threads_done():
+    """After each test, its explorer / monitor threads have finished: a daemon thread still inside torch or numba when the
+    interpreter exits aborts the process (C++ terminate), however green the tests were."""
+    yield
+    for t in [t for t in threading.enumerate() if t.name.startswith('wsol-')]: t.join(120)
+
 @pytest.fixture(scope='module')
 def ds(tmp_path_factory):
     root = make_synthetic(tmp_path_factory.mktemp('syn')/'s', n_classes=2, n_train=1, n_test=4, size=96)
@@ -435,8 +442,10 @@ def test_explorer_on_a_vision_transformer(ds):
     "A ViT (random weights) in the explorer: no CAM, so Grad-CAM first; rollout and Eigen-CAM on its 14x14 patch grid."
     from wsol_nb.backbones import get_backbone
     ex = CamExplorer(ds, backbone=get_backbone('vit_b_16', None), background=False)
-    assert ex.state['method'] == 'Grad-CAM' and ex.state['grid'] == (14, 14) and not ex.message
-    for m in ('Attention rollout', 'Eigen-CAM', 'LayerCAM'):
-        ex.w_method.value = m
-        assert ex.state['method'] == m and ex.cache.maps(m).shape == (8, 224, 224) and not ex.message, (m, ex.message)
-    assert ('Attention rollout (transformers)', 'Attention rollout') in ex.w_method.options
+    try:
+        assert ex.state['method'] == 'Grad-CAM' and ex.state['grid'] == (14, 14) and not ex.message
+        for m in ('Attention rollout', 'Eigen-CAM', 'LayerCAM'):
+            ex.w_method.value = m
+            assert ex.state['method'] == m and ex.cache.maps(m).shape == (8, 224, 224) and not ex.message, (m, ex.message)
+        assert ('Attention rollout (transformers)', 'Attention rollout') in ex.w_method.options
+    finally: assert ex.wait(60)           # the BoxAcc curves' own thread is done before the test ends
