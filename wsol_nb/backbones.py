@@ -11,12 +11,21 @@ import torch, torch.nn as nn, torch.nn.functional as F
 import torchvision.models as tvm
 
 # %% auto #0
-__all__ = ['LAYOUTS', 'LITE0_CFG', 'BACKBONES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGENET_CLASSES', 'UnknownTap', 'GradFromTaps',
-           'Backbone', 'SameConv2d', 'MBConv', 'EfficientNetLite0', 'lite0_weights_file', 'weights_url', 'weights_file',
-           'new_fc', 'ViTEmbed', 'ClassToken', 'get_backbone', 'ModelBackbone', 'wrap_model', 'to_batch']
+__all__ = ['LAYOUTS', 'LITE0_CFG', 'BACKBONES', 'IMAGENET_MEAN', 'IMAGENET_STD', 'IMAGENET_CLASSES', 'token_grid', 'UnknownTap',
+           'GradFromTaps', 'Backbone', 'SameConv2d', 'MBConv', 'EfficientNetLite0', 'lite0_weights_file', 'weights_url',
+           'weights_file', 'new_fc', 'ViTEmbed', 'ClassToken', 'get_backbone', 'ModelBackbone', 'wrap_model',
+           'to_batch']
 
 # %% ../nbs/05_backbones.ipynb #ac22ad29
 LAYOUTS = ('nchw', 'nhwc', 'tokens')
+
+def token_grid(t:torch.Tensor, # tokens (N,T,C)
+               prefix:int=0, # leading tokens that are not grid cells (a class token)
+               name:str='tokens') -> torch.Tensor: # for the error message
+    "Tokens (N,T,C) without the `prefix` ones, as the square map (N,C,s,s) they fill row by row."
+    n, T, c = t.shape; g = T - prefix; s = math.isqrt(g)
+    if s*s != g: raise ValueError(f"{name}: {T} tokens minus {prefix} prefix token(s) do not fill a square grid")
+    return t[:, prefix:].transpose(1, 2).reshape(n, c, s, s)
 
 class UnknownTap(KeyError):
     "A tap or module name the backbone does not have (the message lists its taps)."
@@ -84,9 +93,7 @@ class Backbone(nn.Module):
         "A tap's output as a map (N,C,h,w): 'nhwc' is permuted; 'tokens' (N,T,C) drop the prefix tokens and fill the square grid."
         if self.layout == 'nhwc' and t.ndim == 4: return t.permute(0, 3, 1, 2)
         if self.layout != 'tokens' or t.ndim != 3: return t
-        n, T, c = t.shape; g = T - self.prefix_tokens; s = math.isqrt(g)
-        if s*s != g: raise ValueError(f"{self.name}: {T} tokens minus {self.prefix_tokens} prefix token(s) do not fill a square grid")
-        return t[:, self.prefix_tokens:].transpose(1, 2).reshape(n, c, s, s)
+        return token_grid(t, self.prefix_tokens, self.name)
 
     def normalize(self, x):
         "Check `x` is (N,3,H,W) in [0,1] (uint8 is divided by 255) and normalise it for this network."

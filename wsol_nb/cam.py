@@ -4,14 +4,14 @@
 
 # %% ../nbs/06_cam.ipynb #db478a96
 from __future__ import annotations
-import math, time, warnings
+import time, warnings
 from dataclasses import dataclass
 from typing import Callable
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from tqdm.auto import tqdm
 from .io import MapWriter, get_device, write_json
-from .backbones import Backbone, get_backbone
+from .backbones import Backbone, get_backbone, token_grid
 
 # %% auto #0
 __all__ = ['SCORECAM_VARIANTS', 'METHODS', 'NORMS', 'class_targets', 'cam_raw', 'gradcam_raw', 'gradcampp_raw', 'xgradcam_raw',
@@ -160,8 +160,7 @@ def rollout_raw(att:list, # attention probabilities (N,heads,T,T) per layer, fir
         a = 0.5*a + 0.5*torch.eye(a.shape[-1], device=a.device)
         a = a / a.sum(-1, keepdim=True)
         R = a if R is None else a @ R
-    m = R[:, 0, prefix:]; s = math.isqrt(m.shape[1])
-    return m.reshape(len(m), s, s)
+    return token_grid(R[:, 0, :, None], prefix, 'attention rollout')[:, 0]
 
 # %% ../nbs/06_cam.ipynb #87db272e
 @dataclass(frozen=True)
@@ -213,6 +212,13 @@ def fuse_layers(maps:list, # raw maps (N,h_i,w_i), one per tap
 def default_tap(bb:Backbone) -> str:
     "The tap a method uses by default: the backbone's `map_tap` (the cam tap, or the last tap when it has none, e.g. vgg16)."
     return bb.map_tap
+
+def _taps(bb, tap) -> list:
+    "`tap` (a name, 'a,b' or a list; None: `default_tap`) as a list of names `bb` has (an unknown one fails, listing the taps)."
+    taps = tap.split(',') if isinstance(tap, str) else list(tap or [default_tap(bb)])
+    for t in taps:
+        if t not in bb.taps: bb._module(t)
+    return taps
 
 def _method(bb, method, taps) -> CamMethod:
     "The method's spec, after checking that it applies to these taps of `bb`."
@@ -271,8 +277,7 @@ def compute_cams(bb:Backbone, # the classifier
                  discard:float=0., # attention rollout: fraction of each layer's weakest attention dropped
                 ) -> tuple:
     "Maps (N,H,W) in [0,1] (at the input size unless `upsample=False`), and the logits (N,K)."
-    taps = [t for t in tap.split(',')] if isinstance(tap, str) else list(tap or [default_tap(bb)])
-    spec = _method(bb, method, taps)
+    spec = _method(bb, method, taps := _taps(bb, tap))
     modes = {m: m.training for m in bb.modules()}; bb.eval()   # each module's own mode (frozen BatchNorm stays frozen)
     try:
         raws, logits = _raw_maps(bb, spec, x, taps, target, labels, score_batch, variant, discard)
@@ -335,9 +340,7 @@ def wsol_cam(data:str, # dataset root
     if not len(ds): raise ValueError(f"no images in split {split!r} of {data}")
     w = None if str(weights).lower() == 'none' else weights
     bb = get_backbone(backbone, w, num_classes).to(get_device(device))
-    _method(bb, method, tap.split(',') if tap else [default_tap(bb)])
-    for t in (tap.split(',') if tap else []):
-        if t not in bb.taps: bb._module(t)   # an unknown tap fails here, listing the taps
+    _method(bb, method, _taps(bb, tap))   # an unknown method or tap fails here, before any image is read
     if bb.input_size and size != bb.input_size: raise ValueError(f"{backbone} takes {bb.input_size}x{bb.input_size} images: use --size {bb.input_size}")
     k, nc = bb.fc.out_features, len(ds.classes)   # wsoleval metadata lists labels, not the classes: only the labels are checked
     agnostic = method in METHODS and METHODS[method].class_agnostic
