@@ -5,12 +5,14 @@
 # %% ../nbs/01a_maxboxacc.ipynb #852d3c57
 from __future__ import annotations
 import os, threading, numpy as np, cv2
+from contextlib import contextmanager
+from types import SimpleNamespace
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 from numba import njit
 
 # %% auto #0
-__all__ = ['Steps', 'Runs', 'Comps', 'Gaps', 'contour_ious', 'float_ious', 'traced_ious']
+__all__ = ['Steps', 'Runs', 'Comps', 'Holes', 'contour_ious', 'float_ious', 'traced_ious']
 
 # %% ../nbs/01a_maxboxacc.ipynb #deb1418a
 def _jit(f=None, **kw):
@@ -20,12 +22,27 @@ def _jit(f=None, **kw):
     return njit(cache=f.__module__ != '__main__', nogil=True, **kw)(f)
 
 # %% ../nbs/01a_maxboxacc.ipynb #96f2788f
+@_jit(inline='always')
+def _key(b):
+    "An int32 that orders as the float32 with bits `b` does (finite values; its own inverse)."
+    return b ^ ((b >> 31) & np.int32(0x7fffffff))
+
 @_jit
-def _minmax(m):
-    "Minimum, max - min, and whether there is a NaN / an infinite value, of a flat float32 map."
+def _minmax_nan(m):
+    "`_minmax` of a map with a NaN or an infinite value: whether it has an infinite value decides."
     mn = mx = m[0]; nan = inf = False
     for j in range(m.size): v = m[j]; nan |= v != v; inf |= np.isinf(v); mn = min(mn, v); mx = max(mx, v)
     return mn, mx - mn, nan, inf
+
+@_jit
+def _minmax(m):
+    """Minimum, max - min, and whether there is a NaN / an infinite value, of a flat float32 map: min and max of the
+    bits as ordered integers, which compile to SIMD (float comparisons with NaN semantics do not)."""
+    b = m.view(np.int32); lo = hi = _key(b[0]); ex = np.int32(0)
+    for j in range(b.size): x = b[j]; k = _key(x); lo = min(lo, k); hi = max(hi, k); ex = max(ex, x & np.int32(0x7fffffff))
+    if ex >= np.int32(0x7f800000): return _minmax_nan(m)                 # exponent all ones: NaN or infinite
+    v = np.empty(2, np.int32); v[0] = _key(lo); v[1] = _key(hi); f = v.view(np.float32)
+    return f[0], f[1] - f[0], False, False
 
 @_jit(inline='always')
 def _q(v, mn, d): return np.uint8((v - mn) / d * np.float32(255))   # float32 operations, as numpy does them
@@ -46,8 +63,8 @@ def _inf_error(bad, ids): return ValueError(f'score map of image {ids[bad] if id
 # %% ../nbs/01a_maxboxacc.ipynb #08c2288f
 Steps = namedtuple('Steps', 'level up down')
 Runs = namedtuple('Runs', 'row start end')
-Comps = namedtuple('Comps', 'label parent x0 x1 y0 y1 area2 cycle holed gap')
-Gaps = namedtuple('Gaps', 'parent left a b x0 x1 y0 y1 border')
+Comps = namedtuple('Comps', 'parent x0 x1 y0 y1 area2 cycle holed made seed gap')
+Holes = namedtuple('Holes', 'stack x0 x1 y0 y1 owner count')
 
 # slots of `acc`, one level's result: best V2 IoU, twice the largest outer contour area, the root of its component
 # (cv2's order among equal areas) and that component's box
@@ -65,24 +82,31 @@ def _runs_scratch(n):
 
 @_jit
 def _comps_scratch(n):
-    "`Comps` for `n` runs."
+    "`Comps` for `n` runs (`gap`: no hole marks yet)."
     e = lambda: np.empty(n, np.int32)
-    return Comps(e(), e(), e(), e(), e(), e(), e(), e(), e(), e())
+    return Comps(e(), e(), e(), e(), e(), e(), e(), e(), e(), e(), np.full(n, -1, np.int32))
 
 @_jit
-def _gaps_scratch(H, W):
-    "`Gaps` for maps of H rows and W columns."
-    e = lambda: np.empty(H * (W // 2 + 3), np.int32)
-    return Gaps(e(), e(), e(), e(), e(), e(), e(), e(), e())
+def _holes_scratch(n):
+    "`Holes` for `n` runs (`count`: the hole marks used so far)."
+    e = lambda: np.empty(n, np.int32)
+    return Holes(e(), e(), e(), e(), e(), e(), np.zeros(1, np.int64))
 
-_tls = threading.local()
+_spare, _spare_lock = [], threading.Lock()
+
+@contextmanager
 def _scratch(H=224, W=224):
-    "This thread's reusable scratch for maps of H x W (`steps`, `runs`, `comps`, `gaps`)."
-    if getattr(_tls, 'shape', None) != (H, W):
-        _tls.shape = (H, W)
-        _tls.steps, _tls.gaps = _steps_scratch(H, W), _gaps_scratch(H, W)
-        _tls.runs, _tls.comps = _runs_scratch(1 << 15), _comps_scratch(1 << 15)
-    return _tls
+    """Scratch for maps of H x W (`steps`, `runs`, `comps`, `holes`), for one chunk at a time: scratch is kept between
+    chunks and calls (fresh large arrays would cost page faults on every call), at most 8."""
+    with _spare_lock:
+        t = next((s for s in _spare if s.shape == (H, W)), None)
+        if t is not None: _spare.remove(t)
+    if t is None:
+        t = SimpleNamespace(shape=(H, W), steps=_steps_scratch(H, W), runs=_runs_scratch(1 << 15),
+                            comps=_comps_scratch(1 << 15), holes=_holes_scratch(1 << 15))
+    try: yield t
+    finally:
+        with _spare_lock: _spare[:] = [t] + _spare[:7]
 
 # %% ../nbs/01a_maxboxacc.ipynb #1b7bed9d
 @_jit
@@ -209,29 +233,28 @@ def _union(ri, rj, par, x0, x1, y1, ar2, cy):
     return ri
 
 @_jit(inline='always')
-def _new_root(j, r, R, lab, par, x0, x1, y1, ar2, cy):
+def _new_root(j, r, R, par, x0, x1, y1, ar2, cy):
     "Run j (row r) as a component of its own."
-    lab[j] = par[j] = j; x0[j] = R.start[j]; x1[j] = R.end[j]; y1[j] = r; ar2[j] = cy[j] = 0
+    par[j] = j; x0[j] = R.start[j]; x1[j] = R.end[j]; y1[j] = r; ar2[j] = cy[j] = 0
 
 @_jit
-def _components(R, s0, t0, lo, mr, W, H, gt, cs, acc):
+def _components(R, s0, t0, lo, W, H, gt, cs, acc):
     """8-connected components of one level by union-find over its runs `s0:t0` (rows f..l, `R`: `Runs`, `cs`:
     `Comps`): V2 and the components without a hole into `acc`, the roots of those with one into `cs.holed`. Row r's
-    runs are at `lo[r-f]:lo[r-f+1]`, and the rows with 2+ runs go into `mr`. A component has a hole when two of its
-    runs touch that are already joined (a cycle of runs). Returns the first and last row of the components with a
-    hole (`H, -1` if none), the number of rows in `mr` and the number of components with a hole."""
+    runs are at `lo[r-f]:lo[r-f+1]`. A component has a hole when two of its runs touch that are already joined (a
+    cycle of runs): the run i of row r-1 that closes the cycle goes into `cs.seed`, as the gap before it is in the
+    hole. Returns the number of components with a hole and the number of seeds."""
     RR, RS, RE = R.row, R.start, R.end
-    lab, par, cy = cs.label, cs.parent, cs.cycle
+    par, cy, made, seed = cs.parent, cs.cycle, cs.made, cs.seed
     x0, x1, y0, y1, ar2 = cs.x0, cs.x1, cs.y0, cs.y1, cs.area2
-    f, l = RR[s0], RR[t0 - 1]; nx, nm = s0, 0
+    f, l = RR[s0], RR[t0 - 1]; nx, nr, ns = s0, 0, 0
     cur, a, b, y, bx0, bx1, A2 = -1, 0, 0, 0, W, -1, 0     # cur: node of the band of single touching runs
     for r in range(f, l + 1):
         s = lo[r - f] = nx                                   # row r's runs: s..t
         while nx < t0 and RR[nx] == r: nx += 1
         t = nx
-        if t - s > 1: mr[nm] = r; nm += 1
         if cur >= 0 and t - s == 1 and RS[s] <= b + 1 and a <= RE[s] + 1:   # the band goes on: sums in registers
-            c, d = RS[s], RE[s]; lab[s] = cur
+            c, d = RS[s], RE[s]; par[s] = cur
             bx0 = min(bx0, c); bx1 = max(bx1, d); A2 += _strip2(a, b, c, d)
             a, b, y = c, d, r
             continue
@@ -242,114 +265,115 @@ def _components(R, s0, t0, lo, mr, W, H, gt, cs, acc):
         j = _u32(s)                                          # runs j.. of row r are not in the union-find yet
         if r > f and t > s and lo[r - f - 1] < s:
             i, q, e = _u32(lo[r - f - 1]), _u32(s), _u32(t)  # (unsigned indices: no negative-index wraparound)
-            ri = rj = _find(par, lab[i]); fresh = True       # roots of runs i and j; fresh: j is not in yet
+            ri = rj = _find(par, i); fresh = True       # roots of runs i and j; fresh: j is not in yet
             while True:                                      # link touching runs of rows r-1 and r
                 a, b, c, d = RS[i], RE[i], RS[j], RE[j]
                 if (b + 1 >= c) & (d + 1 >= a):
                     if fresh:                                # j's first touch: it joins i's component
-                        lab[j] = j; par[j] = rj = ri; fresh = False
+                        par[j] = rj = ri; fresh = False
                         x0[ri] = min(x0[ri], c); x1[ri] = max(x1[ri], d); y1[ri] = r
                     elif ri != rj: ri = rj = _union(ri, rj, par, x0, x1, y1, ar2, cy)
-                    else: cy[ri] = 1
+                    else: cy[ri] = 1; seed[ns] = i; ns += 1
                     ar2[ri] += _strip2(a, b, c, d)
                 if b < d:
                     i += _u32(1)
                     if i == q: break
-                    ri = _find(par, lab[i])
+                    ri = _find(par, i)
                 else:
-                    if fresh: _new_root(j, r, R, lab, par, x0, x1, y1, ar2, cy)
+                    if fresh: _new_root(j, r, R, par, x0, x1, y1, ar2, cy); made[nr] = j; nr += 1
                     j += _u32(1); fresh = True
                     if j == e: break
             if not fresh: j += _u32(1)
-        for k in range(j, t): _new_root(k, r, R, lab, par, x0, x1, y1, ar2, cy)
+        for k in range(j, t): _new_root(k, r, R, par, x0, x1, y1, ar2, cy); made[nr] = k; nr += 1
         cur = s if t - s == 1 else -1
         if cur >= 0: a, b, y, bx0, bx1, A2 = RS[s], RE[s], r, W, -1, 0
     if cur >= 0:
         i = _find(par, cur)
         x0[i] = min(x0[i], bx0); x1[i] = max(x1[i], bx1); y1[i] = max(y1[i], y); ar2[i] += A2
     lo[l + 1 - f] = t0
-    acc[_V2] = acc[_TOP] = acc[_ROOT] = -1.0; hy0, hy1, nh = H, -1, 0
-    for i in range(s0, t0):                                  # the components' roots
-        if lab[i] != i or par[i] != i: continue
+    acc[_V2] = acc[_TOP] = acc[_ROOT] = -1.0; nh = 0
+    for q in range(nr):                                      # the components' roots
+        i = made[q]
+        if par[i] != i: continue
         y0[i] = RR[i]
         acc[_V2] = max(acc[_V2], _best_iou(x0[i], y0[i], min(x1[i] + 1, W - 1), min(y1[i] + 1, H - 1), gt))
         if cy[i]:                                            # a hole: its area after the hole search
-            cs.holed[nh] = i; nh += 1; hy0 = min(hy0, y0[i]); hy1 = max(hy1, y1[i])
+            cs.holed[nh] = i; nh += 1
         else: _fold(acc, ar2[i], i, x0[i], y0[i], x1[i], y1[i])
-    return hy0, hy1, nm, nh
+    return nh, ns
 
 # %% ../nbs/01a_maxboxacc.ipynb #ae5f069d
 @_jit
-def _holes(R, lo, f, h0, h1, w0, w1, rows, W, H, gt, cs, gs, acc):
-    """Holes of one level (first row f, runs at `lo`, `gs`: `Gaps`) inside the window of rows h0..h1 and columns
-    w0..w1: gaps between runs (in `rows`, those with 2+ runs), 4-connected across rows, never reaching the border;
-    a gap in row h0 or h1 or on column w0 or w1 belongs to no hole, and gaps outside the window are not listed.
-    Returns the number of gaps listed."""
-    RS, RE = R.start, R.end
-    par, gl, ga, gb, bd = gs.parent, gs.left, gs.a, gs.b, gs.border
-    x0, x1, y0, y1 = gs.x0, gs.x1, gs.y0, gs.y1
-    n = prev = _u32(0); pr = -2                              # (unsigned indices: no negative-index wraparound)
-    for r in rows:
-        if r < h0 or r > h1: continue
-        s, t, start = _u32(lo[r - f]), _u32(lo[r - f + 1]), n
-        edge = r == h0 or r == h1                            # else rows r-1 and r+1 are in the level: their extents
-        if not edge:
-            ps, pt, nt = _u32(lo[r - f - 1]), s, _u32(lo[r - f + 2])
-            edge = ps == pt or t == nt
-        if not edge: lp, rp, ln, rn = RS[ps], RE[pt - 1], RS[t], RE[nt - 1]
-        for i in range(s, t - _u32(1)):                      # the gaps between the runs of row r in the window
-            a, b = RE[i] + 1, RS[i + _u32(1)] - 1
-            if b < w0: continue
-            if a > w1: break
-            ga[n] = a; gb[n] = b; par[n] = n; gl[n] = i; cs.gap[i] = n; x0[n] = a; x1[n] = b; y0[n] = y1[n] = r
-            bd[n] = edge or ((a <= w0) | (b >= w1) | (a < lp) | (b > rp) | (a < ln) | (b > rn))
-            n += _u32(1)
-        i, j = prev if pr == r - 1 else start, start
-        if i < start and j < n:                              # link overlapping gaps of rows r-1 and r
-            ri, rj = _find(par, i), j                        # roots of gaps i and j, kept up to date
-            while True:
-                a, b, c, d = ga[i], gb[i], ga[j], gb[j]
-                if b >= c and d >= a and ri != rj:
-                    if ri > rj: ri, rj = rj, ri
-                    par[rj] = ri; bd[ri] |= bd[rj]
-                    x0[ri] = min(x0[ri], x0[rj]); x1[ri] = max(x1[ri], x1[rj]); y1[ri] = max(y1[ri], y1[rj])
-                    rj = ri
-                if b < d:
-                    i += _u32(1)
-                    if i == start: break
-                    ri = _find(par, i)
-                else:
-                    j += _u32(1)
-                    if j == n: break
-                    rj = j
-        prev, pr = start, r
-    for g in range(n):                                       # a hole's contour runs through the on pixels around it
-        if par[g] != g or bd[g]: continue
-        acc[_V2] = max(acc[_V2], _best_iou(x0[g] - 1, y0[g] - 1, min(x1[g] + 2, W - 1), min(y1[g] + 2, H - 1), gt))
-    return n
+def _flood(g, h, R, lo, f, cs, hs):
+    """Flood the hole that holds the gap after run `g` (first row f, runs at `lo`): its gaps, 4-connected across rows,
+    marked `h` in `cs.gap` (`hs.stack`: the gaps to visit). Returns the box of its pixels, (x0, y0, x1, y1)."""
+    RR, RS, RE, gap, st = R.row, R.start, R.end, cs.gap, hs.stack
+    n = 1; st[0] = g; gap[g] = h
+    x0 = y0 = 1 << 30; x1 = y1 = -1
+    while n:
+        n -= 1; g = st[n]; y = RR[g]; a, b = RE[g] + 1, RS[g + 1] - 1
+        x0 = min(x0, a); x1 = max(x1, b); y0 = min(y0, y); y1 = max(y1, y)
+        for z in range(y - 1, y + 2, 2):                     # the rows above and below hold the hole's other gaps
+            k, t = lo[z - f], lo[z - f + 1] - 1
+            while k < t and RS[k + 1] <= a: k += 1           # skip the gaps that end before column a
+            while k < t and RE[k] < b:                       # gaps after runs k that start at <= b
+                if gap[k] != h: gap[k] = h; st[n] = k; n += 1
+                k += 1
+    return x0, y0, x1, y1
+
+@_jit
+def _bound_iou(x0, y0, x1, y1, u0, v0, u1, v1, gt):
+    "An upper bound on the IoU with `gt` of any box between box (u0,v0,u1,v1) and box (x0,y0,x1,y1) that holds it."
+    best, a = 0.0, (u1 - u0 + 1) * (v1 - v0 + 1)
+    for g in range(gt.shape[0]):
+        w = max(0, min(x1, gt[g, 2]) - max(x0, gt[g, 0]) + 1)
+        h = max(0, min(y1, gt[g, 3]) - max(y0, gt[g, 1]) + 1)
+        p = max(0, min(u1, gt[g, 2]) - max(u0, gt[g, 0]) + 1) * max(0, min(v1, gt[g, 3]) - max(v0, gt[g, 1]) + 1)
+        best = max(best, w * h / (a + (gt[g, 2] - gt[g, 0] + 1) * (gt[g, 3] - gt[g, 1] + 1) - p))
+    return best
+
+@_jit
+def _holes(R, lo, f, ns, W, H, gt, cs, hs, acc):
+    """Flood the holes of the components marked in `cs.cycle` from the `ns` seeds (one per hole): all holes of those
+    marked 3, and those of the ones marked 2 that could beat V2. Hole `h` (from `base`, returned) has its gaps marked
+    `h` in `cs.gap`, its box and owner (the component's root) at `h - base` in `hs`; its contour's box is scored for V2
+    into `acc`."""
+    par, seed, cy, x0, y0, x1 = cs.parent, cs.seed, cs.cycle, cs.x0, cs.y0, cs.x1
+    base = hs.count[0]
+    if base + ns >= 1 << 31: cs.gap[:] = -1; base = 0   # marks of earlier levels start over
+    h = base
+    for j in range(ns):
+        g = seed[j] - 1; c = _find(par, g)
+        if cy[c] < 2 or cs.gap[g] >= base: continue
+        if cy[c] == 2:                                   # the hole's last row is the seed's, and its box is inside c's
+            y, a, b = R.row[g], R.end[g] + 1, R.start[g + 1] - 1
+            if _bound_iou(x0[c], y0[c], min(x1[c] + 1, W - 1), min(y + 2, H - 1),
+                          a - 1, y - 1, min(b + 2, W - 1), min(y + 2, H - 1), gt) <= acc[_V2]: continue
+        hx0, hy0, hx1, hy1 = _flood(g, h, R, lo, f, cs, hs)
+        i = h - base; hs.x0[i] = hx0; hs.y0[i] = hy0; hs.x1[i] = hx1; hs.y1[i] = hy1; hs.owner[i] = c; h += 1
+        acc[_V2] = max(acc[_V2], _best_iou(hx0 - 1, hy0 - 1, min(hx1 + 2, W - 1), min(hy1 + 2, H - 1), gt))
+    hs.count[0] = h                                      # (a hole's contour runs through the on pixels around it)
+    return base
 
 # %% ../nbs/01a_maxboxacc.ipynb #f2025c7f
 @_jit
-def _filled2(c, R, lo, f, W, ng, cs, gs):
-    "Twice the outer contour area of the component with root `c` (first row f, runs at `lo`): its runs with its holes filled, strip by strip."
+def _filled2(c, R, lo, f, W, base, cs, hs):
+    "Twice the outer contour area of the component with root `c` (first row f, runs at `lo`): its runs with its holes (marked `base` on in `cs.gap`, owners in `hs`) filled, strip by strip."
     RS, RE = R.start, R.end
-    lab, par, gap = cs.label, cs.parent, cs.gap
-    gpar, gl, bd = gs.parent, gs.left, gs.border
+    par, gap, own = cs.parent, cs.gap, hs.owner
     pa, pb, ca, cb = np.empty(W, np.int32), np.empty(W, np.int32), np.empty(W, np.int32), np.empty(W, np.int32)
     npv = 0; A2 = 0
     for r in range(cs.y0[c], cs.y1[c] + 1):
         s, t = lo[r - f], lo[r - f + 1]
         nc, i = 0, s
         while i < t:
-            if _find(par, lab[i]) != c: i += 1; continue
+            if _find(par, i) != c: i += 1; continue
             a = RS[i]
             while i < t - 1:                                 # the gap after run i: a hole of c?
                 g = gap[i]
-                if g < 0 or g >= ng or gl[g] != i: break       # a gap outside the window searched
-                g = _find(gpar, g)
-                if bd[g] or _find(par, lab[gl[g]]) != c: break
+                if g < base or own[g - base] != c: break
                 i += 1
-                while _find(par, lab[i]) != c: i += 1       # c's next run in the row closes the hole
+                while _find(par, i) != c: i += 1       # c's next run in the row closes the hole
             ca[nc] = a; cb[nc] = RE[i]; nc += 1; i += 1
         p = q = 0
         while p < npv and q < nc:                            # touching runs of F in rows r-1 and r
@@ -379,17 +403,15 @@ def _cover(x0, y0, x1, y1, gt):
     return best
 
 @_jit
-def _with_holes(R, lo, f, rows, nh, W, H, gt, cs, gs, acc):
-    """Fold the `nh` components with a hole (roots `cs.holed[:nh]`) and their holes into `acc`: holes are searched
-    only in the rows of the components whose box could hold a better V2 box, or whose filled area could make them
-    V1's choice (`cs.holed` keeps those), and filled only for the latter."""
-    x0, y0, x1, y1, ar2, hd = cs.x0, cs.y0, cs.x1, cs.y1, cs.area2, cs.holed
-    h0, h1, w0, w1 = H, -1, W, -1
+def _with_holes(R, lo, f, nh, ns, W, H, gt, cs, hs, acc):
+    """Fold the `nh` components with a hole (roots `cs.holed[:nh]`) and their holes into `acc`: holes are flooded only
+    in the components whose box could hold a better V2 box (2 in `cs.cycle`) or whose filled area could make them
+    V1's choice (3), and areas filled only for the latter."""
+    x0, y0, x1, y1, ar2, hd, cy = cs.x0, cs.y0, cs.x1, cs.y1, cs.area2, cs.holed, cs.cycle
     bl, br = acc[_TOP], acc[_ROOT]                       # V1's choice by the known areas and the lower bounds
     for j in range(nh):
         c = hd[j]
-        if _cover(x0[c], y0[c], min(x1[c] + 1, W - 1), min(y1[c] + 1, H - 1), gt) > acc[_V2]:
-            h0 = min(h0, y0[c]); h1 = max(h1, y1[c]); w0 = min(w0, x0[c]); w1 = max(w1, x1[c])
+        if _cover(x0[c], y0[c], min(x1[c] + 1, W - 1), min(y1[c] + 1, H - 1), gt) > acc[_V2]: cy[c] = 2
         if _beats(ar2[c], c, bl, br): bl, br = ar2[c], c
     nc = 0                                               # candidates: their upper bound beats that choice
     for j in range(nh):
@@ -397,21 +419,21 @@ def _with_holes(R, lo, f, rows, nh, W, H, gt, cs, gs, acc):
         if c == br or _beats(ub, c, bl, br): hd[nc] = c; nc += 1
     if nc == 1 and hd[0] == br:                          # the choice is that component, whatever its holes
         c = hd[0]; _fold(acc, ar2[c], c, x0[c], y0[c], x1[c], y1[c]); nc = 0
-    for j in range(nc): c = hd[j]; h0 = min(h0, y0[c]); h1 = max(h1, y1[c]); w0 = min(w0, x0[c]); w1 = max(w1, x1[c])
-    ng = _holes(R, lo, f, h0, h1, w0, w1, rows, W, H, gt, cs, gs, acc) if h1 >= 0 else 0
+    for j in range(nc): cy[hd[j]] = 3
+    base = _holes(R, lo, f, ns, W, H, gt, cs, hs, acc)
     for j in range(nc):
         c = hd[j]
-        _fold(acc, _filled2(c, R, lo, f, W, ng, cs, gs), c, x0[c], y0[c], x1[c], y1[c])
+        _fold(acc, _filled2(c, R, lo, f, W, base, cs, hs), c, x0[c], y0[c], x1[c], y1[c])
 
 # %% ../nbs/01a_maxboxacc.ipynb #2ecd81cf
 @_jit
-def _map_levels(m, q, mn, dv, K, L, gt, w1, w2, sp, R, cs, gs, acc, lo, mr):
+def _map_levels(m, q, mn, dv, K, L, gt, w1, w2, sp, R, cs, hs, acc, lo):
     """Best IoU per level of one map (`_steps` for `m`, `q`, `mn`, `dv`), V1 and V2, into w1/w2[:L]; `sp`, `R`, `cs`,
-    `gs`: scratch; returns `R` and `cs`, grown when they were short."""
+    `hs`: scratch; returns `R`, `cs` and `hs`, grown when they were short."""
     H, W = m.shape
     ru, rd, S = _steps(m, q, mn, dv, K, L, sp)
     if len(R.row) < S[L]: R = _runs_scratch(max(2 * len(R.row), S[L]))
-    if len(cs.parent) < S[L]: cs = _comps_scratch(len(R.row))
+    if len(cs.parent) < S[L]: cs, hs = _comps_scratch(len(R.row)), _holes_scratch(len(R.row))
     _fill(sp, ru, rd, S, L, R)
     RR = R.row
     none = _best_iou(0, 0, 0, 0, gt)                     # no contour: the box (0,0,0,0)
@@ -423,35 +445,35 @@ def _map_levels(m, q, mn, dv, K, L, gt, w1, w2, sp, R, cs, gs, acc, lo, mr):
             if RR[i] == RR[i + 1]: multi = True; break
         if not multi: _chains(R, s, t, W, H, gt, acc)
         else:
-            y0, y1, nm, nh = _components(R, s, t, lo, mr, W, H, gt, cs, acc)
-            if nh: _with_holes(R, lo, RR[s], mr[:nm], nh, W, H, gt, cs, gs, acc)
+            nh, ns = _components(R, s, t, lo, W, H, gt, cs, acc)
+            if nh: _with_holes(R, lo, RR[s], nh, ns, W, H, gt, cs, hs, acc)
         w2[k] = acc[_V2]
         w1[k] = _best_iou(int(acc[_X0]), int(acc[_Y0]), min(int(acc[_X1]) + 1, W - 1), min(int(acc[_Y1]) + 1, H - 1), gt)
-    return R, cs
+    return R, cs, hs
 
 # %% ../nbs/01a_maxboxacc.ipynb #cc3ad7c8
 @_jit
-def _levels_ious(u, mxs, c, taus, gt, v1, v2, sp, R, cs, gs):
+def _levels_ious(u, mxs, c, taus, gt, v1, v2, sp, R, cs, hs):
     """Best IoU per threshold, V1 and V2, into v1/v2 (n,T), of uint8 maps `u` (n,H,W) with maxima `mxs`, or (`u`
     empty) of float32 maps `c` quantised on the way as `_to_u8` does. Returns -1 or the first map with an infinite
-    value, the number of distinct levels, and `R` and `cs` (grown when they were short)."""
+    value, the number of distinct levels, and `R`, `cs` and `hs` (grown when they were short)."""
     n, T, flt = len(gt), len(taus), len(u) == 0
     H = sp.level.shape[0]
-    acc = np.empty(7); lo = np.empty(H + 2, np.int32); mr = np.empty(H, np.int32)
+    acc = np.empty(7); lo = np.empty(H + 2, np.int32)
     ul = np.empty(T, np.int64); inv = np.empty(T, np.int64); K = np.empty(257, np.int32); w1 = np.empty(T); w2 = np.empty(T)
     nlev = 0
     for m in range(n):
         if not flt: mx, q, mn, dv = mxs[m], False, np.float32(0), np.float32(1)
         else:
             mn, dv, nan, inf = _minmax(c[m].ravel())
-            if inf: return m, nlev, R, cs
+            if inf: return m, nlev, R, cs, hs
             mx, q = (0, False) if nan or dv == 0 else (255, True)   # (mx - mn) / dv is exactly 1: 255
         L = _levels(mx, taus, ul, inv, K); nlev += L
         if mx == 0: w1[0] = w2[0] = _best_iou(0, 0, 0, 0, gt[m])      # nothing is ever on
-        elif not flt: R, cs = _map_levels(u[m], q, mn, dv, K, L, gt[m], w1, w2, sp, R, cs, gs, acc, lo, mr)
-        else: R, cs = _map_levels(c[m], q, mn, dv, K, L, gt[m], w1, w2, sp, R, cs, gs, acc, lo, mr)
+        elif not flt: R, cs, hs = _map_levels(u[m], q, mn, dv, K, L, gt[m], w1, w2, sp, R, cs, hs, acc, lo)
+        else: R, cs, hs = _map_levels(c[m], q, mn, dv, K, L, gt[m], w1, w2, sp, R, cs, hs, acc, lo)
         for j in range(T): v1[m, j] = w1[inv[j]]; v2[m, j] = w2[inv[j]]
-    return -1, nlev, R, cs
+    return -1, nlev, R, cs, hs
 
 # %% ../nbs/01a_maxboxacc.ipynb #3b34435b
 def _threads():
@@ -478,8 +500,8 @@ _NO_F32 = np.zeros((0, 224, 224), np.float32)                              # `_l
 _NO_U8, _NO_MAX = np.zeros((0, 224, 224), np.uint8), np.zeros(0, np.int64)   # of float maps: no uint8 maps
 
 def _run(t, u, mxs, c, taus, gt, v1, v2):
-    "`_levels_ious` on this thread's scratch `t`, which keeps the grown run and component scratch."
-    bad, lev, t.runs, t.comps = _levels_ious(u, mxs, c, taus, gt, v1, v2, t.steps, t.runs, t.comps, t.gaps)
+    "`_levels_ious` on scratch `t` (from `_scratch`), which keeps the grown run, component and hole scratch."
+    bad, lev, t.runs, t.comps, t.holes = _levels_ious(u, mxs, c, taus, gt, v1, v2, t.steps, t.runs, t.comps, t.holes)
     return bad, lev
 
 def contour_ious(u8, # uint8 score maps (N,H,W), quantised as the evaluator does (`wsol_nb.metrics.wsol_scoremaps`)
@@ -496,7 +518,7 @@ def contour_ious(u8, # uint8 score maps (N,H,W), quantised as the evaluator does
     gt, u8 = _gt_array(gt_boxes), np.ascontiguousarray(u8, np.uint8)
     mxs = u8.reshape(n, -1).max(1).astype(np.int64)
     def part(s, e):
-        return _run(_scratch(*u8.shape[1:]), u8[s:e], mxs[s:e], _NO_F32, taus, gt[s:e], v1[s:e], v2[s:e])[1]
+        with _scratch(*u8.shape[1:]) as t: return _run(t, u8[s:e], mxs[s:e], _NO_F32, taus, gt[s:e], v1[s:e], v2[s:e])[1]
     _chunked(n, part, stats, threads)
     return v1, v2
 
@@ -512,7 +534,7 @@ def float_ious(frame, # `frame(s, e)`: float32 score maps s..e-1 at (e-s,224,224
     gt = _gt_array(gt_boxes)
     def part(s, e):
         c = frame(s, e)
-        bad, lev = _run(_scratch(*c.shape[1:]), _NO_U8, _NO_MAX, c, taus, gt[s:e], v1[s:e], v2[s:e])
+        with _scratch(*c.shape[1:]) as t: bad, lev = _run(t, _NO_U8, _NO_MAX, c, taus, gt[s:e], v1[s:e], v2[s:e])
         if bad >= 0: raise _inf_error(s + bad, ids)
         return lev
     _chunked(n, part, stats, threads)
