@@ -13,10 +13,11 @@ Linux carries a process's peak RSS into the processes it starts (a child's `ru_m
 this script holds up to `--pool` maps in memory: each command is therefore started by a small Python launcher that
 measures it (`_LAUNCH`), so the figure is the command's own.
 
-  python benchmarks/bench_eval.py [--counts 1000,10000,50000] [--size 224] [--dtype float32] [--compress deflate]
+  python benchmarks/bench_eval.py [--counts 1000,10000,50000] [--size 224] [--dtype float32] [--compress stored]
 
---compress deflate writes the maps as `wsol_nb.io.MapWriter` (and so wsol-cam) does; `stored` writes them uncompressed
-(much faster to write: use it when the writing would take longer than the measurement; reading then skips inflation).
+--compress stored writes the maps as `wsol_nb.io.MapWriter` (and so wsol-cam) does by default, uncompressed;
+`deflate` as `MapWriter(compress=True)` does (and as it did by default before: such files are read too, inflating each
+map).
 """
 import argparse, json, os, shutil, subprocess, sys, tempfile, time, zipfile
 from pathlib import Path
@@ -30,18 +31,20 @@ def eval_cmd() -> list:
     exe = Path(sys.executable).parent/'wsol-eval'
     return [str(exe)] if exe.exists() else [sys.executable, '-c', 'from wsol_nb.cli import eval_cli; eval_cli()']
 
+def write_maps(d:Path, ids:list, maps, gts, size:int, dtype:str='float32', compress:str='stored') -> tuple:
+    """Write maps (`maps[k % len(maps)]` under `ids[k]`) to d/maps.npz and their GT boxes (`gts`, same cycling) to a
+    wsolevaluation metadata folder d/meta, the images being `size` x `size`; returns (npz path, metadata folder)."""
+    meta = write_wsoleval([Record(i, d/i, k % 1000, gts[k % len(gts)], (size, size)) for k, i in enumerate(ids)], d/'meta')
+    with MapWriter(d/'maps.npz', dtype=map_dtype(dtype), compress=compress == 'deflate') as w:
+        for k, i in enumerate(ids): w.add(i, maps[k % len(maps)])
+    return d/'maps.npz', meta
+
 def write_set(d:Path, n:int, size:int, dtype:str, compress:str, pool:int, seed:int=0) -> tuple:
-    "Write `n` maps to d/maps.npz and their metadata to d/meta; returns (npz path, metadata folder, seconds)."
+    "Write `n` CAM-like maps (`pool` distinct ones, repeated) and their metadata to d; returns (npz path, metadata folder, seconds)."
     t = time.perf_counter()
     cams, gts = random_cams(min(n, pool), size=size, seed=seed)
     ids = [f'val/ILSVRC2012_val_{i + 1:08d}.JPEG' for i in range(n)]
-    meta = write_wsoleval([Record(i, d/i, k % 1000, gts[k % len(gts)], (size, size)) for k, i in enumerate(ids)], d/'meta')
-    w = MapWriter(d/'maps.npz', dtype=map_dtype(dtype))
-    if compress == 'stored':  # same entries, no deflate
-        w.zf.close(); w.zf = zipfile.ZipFile(w.tmp, 'w', zipfile.ZIP_STORED, allowZip64=True)
-    with w:
-        for k, i in enumerate(ids): w.add(i, cams[k % len(cams)])
-    return d/'maps.npz', meta, time.perf_counter() - t
+    return (*write_maps(d, ids, cams, gts, size, dtype, compress), time.perf_counter() - t)
 
 _LAUNCH = ("import os, subprocess, sys\n"   # started afresh, small: the command's peak RSS does not start at this script's
            "p = subprocess.Popen(sys.argv[1:]); _, st, ru = os.wait4(p.pid, 0)\n"
@@ -69,8 +72,8 @@ def main(argv=None):
     ap.add_argument('--counts', default='1000,10000,50000', help='comma-separated numbers of maps (default: 1000,10000,50000)')
     ap.add_argument('--size', type=int, default=224, help='side of the maps (default: 224)')
     ap.add_argument('--dtype', default='float32', choices=MAP_DTYPES, help='stored map dtype (default: float32)')
-    ap.add_argument('--compress', default='deflate', choices=('deflate', 'stored'), help="zip entries: 'deflate' (as "
-                    "MapWriter writes them) or 'stored' (uncompressed, fast to write) (default: deflate)")
+    ap.add_argument('--compress', default='stored', choices=('deflate', 'stored'), help="zip entries: 'stored' "
+                    "(uncompressed, as MapWriter writes them by default) or 'deflate' (default: stored)")
     ap.add_argument('--pool', type=int, default=2000, help='distinct maps, repeated under new ids up to each count (default: 2000)')
     ap.add_argument('--interval', type=float, default=0.01, help='threshold step (default: 0.01)')
     ap.add_argument('--startup', type=int, default=10, help='maps of the start-up run (default: 10; 0: skip it)')
