@@ -347,7 +347,12 @@ def _holes(R, lo, f, ns, W, H, gt, cs, hs, acc):
         if cy[c] < 2 or cs.gap[g] >= base: continue
         if cy[c] == 2:                                   # the hole's last row is the seed's, and its box is inside c's
             y, a, b = R.row[g], R.end[g] + 1, R.start[g + 1] - 1
-            if _bound_iou(x0[c], y0[c], min(x1[c] + 1, W - 1), min(y + 2, H - 1),
+            top, xl, xr = y, R.end[lo[y - f]] + 1, R.start[lo[y - f + 1] - 1] - 1
+            while top > f:                               # its rows have gaps: up to the first row above with one run
+                s, t = lo[top - 1 - f], lo[top - f]
+                if t - s < 2: break
+                top -= 1; xl = min(xl, R.end[s] + 1); xr = max(xr, R.start[t - 1] - 1)
+            if _bound_iou(max(x0[c], xl - 1), max(y0[c], top - 1), min(x1[c] + 1, xr + 2, W - 1), min(y + 2, H - 1),
                           a - 1, y - 1, min(b + 2, W - 1), min(y + 2, H - 1), gt) <= acc[_V2]: continue
         hx0, hy0, hx1, hy1 = _flood(g, h, R, lo, f, cs, hs)
         i = h - base; hs.x0[i] = hx0; hs.y0[i] = hy0; hs.x1[i] = hx1; hs.y1[i] = hy1; hs.owner[i] = c; h += 1
