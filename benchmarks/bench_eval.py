@@ -19,7 +19,7 @@ measures it (`_LAUNCH`), so the figure is the command's own.
 `deflate` as `MapWriter(compress=True)` does (and as it did by default before: such files are read too, inflating each
 map).
 """
-import argparse, json, os, shutil, subprocess, sys, tempfile, time, zipfile
+import argparse, json, os, shutil, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np
 from wsol_nb.synthetic import random_cams

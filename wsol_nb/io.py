@@ -213,7 +213,8 @@ class MapReader(Sequence):
     def __getitem__(self, k):
         if isinstance(k, slice): return [self[j] for j in range(*k.indices(len(self)))]
         i = self.ids[k]; b = self._bytes(i, self._info[i])
-        head = bytes(b[:128])    # a map's .npy header: most maps share one, parsed once
+        n = 10 + int.from_bytes(bytes(b[8:10]), 'little') if bytes(b[6:7]) == b'\x01' else 12 + int.from_bytes(bytes(b[8:12]), 'little')
+        head = bytes(b[:n])      # a map's .npy header (magic, version, length, dict): most maps share one, parsed once
         if (h := self._headers.get(head)) is None:
             try:
                 f = io.BytesIO(bytes(b[:65536]))

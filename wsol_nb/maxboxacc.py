@@ -356,8 +356,8 @@ def _holes(R, lo, f, ns, W, H, gt, cs, hs, acc):
                           a - 1, y - 1, min(b + 2, W - 1), min(y + 2, H - 1), gt) <= acc[_V2]: continue
         hx0, hy0, hx1, hy1 = _flood(g, h, R, lo, f, cs, hs)
         i = h - base; hs.x0[i] = hx0; hs.y0[i] = hy0; hs.x1[i] = hx1; hs.y1[i] = hy1; hs.owner[i] = c; h += 1
-        acc[_V2] = max(acc[_V2], _best_iou(hx0 - 1, hy0 - 1, min(hx1 + 2, W - 1), min(hy1 + 2, H - 1), gt))
-    hs.count[0] = h                                      # (a hole's contour runs through the on pixels around it)
+        acc[_V2] = max(acc[_V2], _best_iou(hx0 - 1, hy0 - 1, min(hx1 + 2, W - 1), min(hy1 + 2, H - 1), gt))  # contour: the on pixels around it
+    hs.count[0] = h
     return base
 
 # %% ../nbs/01a_maxboxacc.ipynb #f2025c7f
