@@ -5,6 +5,8 @@
 # %% ../nbs/00a_io.ipynb #69747439
 from __future__ import annotations
 import io, json, math, os, struct, tempfile, threading, zipfile, zlib
+try: from zlib_ng import zlib_ng as _zlib   # zlib's API, CRC-32 ~4x and inflate ~1.2x faster (SIMD)
+except ImportError: _zlib = zlib
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -206,9 +208,9 @@ class MapReader(Sequence):
         s = zi.header_offset + 30 + sum(struct.unpack('<HH', h[26:30]))
         if zi.compress_type == zipfile.ZIP_STORED: b = self._pread(zi.file_size, s)
         else:
-            try: b = zlib.decompress(self._pread(zi.compress_size, s), -15, zi.file_size)
-            except zlib.error as e: raise ValueError(f'{self.p}: map of image id {i!r} is corrupt ({e})') from None
-        if len(b) != zi.file_size or zlib.crc32(b) != zi.CRC: raise ValueError(f'{self.p}: map of image id {i!r} is corrupt (CRC-32 mismatch)')
+            try: b = _zlib.decompress(self._pread(zi.compress_size, s), -15, zi.file_size)
+            except _zlib.error as e: raise ValueError(f'{self.p}: map of image id {i!r} is corrupt ({e})') from None
+        if len(b) != zi.file_size or _zlib.crc32(b) != zi.CRC: raise ValueError(f'{self.p}: map of image id {i!r} is corrupt (CRC-32 mismatch)')
         return b
     def __getitem__(self, k):
         if isinstance(k, slice): return [self[j] for j in range(*k.indices(len(self)))]
