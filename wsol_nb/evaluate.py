@@ -4,12 +4,13 @@
 
 # %% ../nbs/14_eval.ipynb #3b254359
 from __future__ import annotations
-import time
+import sys, time
 from collections.abc import Sequence
 from .io import MapReader, read_boxes, read_predictions, write_json
 from .records import read_dataset, read_mask, check_image_sizes
 from .boxes import protocol_for
 from .metrics import evaluate_maps, evaluate_boxes
+from .maxboxacc import compile_timer
 
 # %% auto #0
 __all__ = ['wsol_eval']
@@ -17,7 +18,9 @@ __all__ = ['wsol_eval']
 # %% ../nbs/14_eval.ipynb #86f87707
 def _table(r:dict) -> str:
     "A short text table of an evaluation result."
-    rows = [f"{r['protocol']}: {r['n_images']} images ({r['n_skipped']} skipped: no GT box), {r['seconds']:.2f} s"]
+    c = r.get('seconds_compile', 0)
+    rows = [f"{r['protocol']}: {r['n_images']} images ({r['n_skipped']} skipped: no GT box), {r['seconds']:.2f} s"
+            + (f" ({c:.1f} s of it compiling the kernels, once after an install)" if c >= 0.05 else '')]
     if r.get('dropped_no_contour'): rows.append(f"  left out for want of a contour (--drop-no-contour): "
                                                  f"{r['dropped_no_contour']}; metrics over {r['n_evaluated']} images")
     for k in ('MaxBoxAcc', 'MaxBoxAccV2', 'PxAP', 'GT-known', 'Top-1', 'Top-5'):
@@ -68,11 +71,15 @@ def wsol_eval(data:str, # dataset root (wsoleval format: the images root)
     preds = read_predictions(predictions, ids, None if fmt == 'wsoleval' else len(classes)) if predictions else None
     p = protocol_for(protocol, fmt)   # the preset for where the GT boxes come from (PSOL's -1 only on ImageNet XML)
     t0 = time.perf_counter()
-    if maps is not None:
-        masks = _Masks(recs) if p.name == 'wsoleval' and all(r.mask_path for r in recs) else None
-        with MapReader(maps, ids) as ms:    # maps are read chunk by chunk as the evaluation goes: memory does not grow with them
-            res = evaluate_maps(ms, gt, sizes, labels, preds, p, interval, masks=masks, ids=ids, drop_no_contour=drop_no_contour)
-    else: res = evaluate_boxes(read_boxes(boxes, ids), gt, sizes, labels, preds, p, drop_no_contour, ids)
+    note = None if quiet else lambda: print('compiling the evaluation kernels (once after an install: numba caches them) ...',
+                                            file=sys.stderr, flush=True)
+    with compile_timer(note) as ct:
+        if maps is not None:
+            masks = _Masks(recs) if p.name == 'wsoleval' and all(r.mask_path for r in recs) else None
+            with MapReader(maps, ids) as ms:    # maps are read chunk by chunk as the evaluation goes: memory does not grow with them
+                res = evaluate_maps(ms, gt, sizes, labels, preds, p, interval, masks=masks, ids=ids, drop_no_contour=drop_no_contour)
+        else: res = evaluate_boxes(read_boxes(boxes, ids), gt, sizes, labels, preds, p, drop_no_contour, ids)
+    res['seconds_compile'] = ct.seconds
     res['dropped_no_contour'] = res['n_no_contour' if maps is not None else 'n_no_box'] if drop_no_contour else 0
     res['n_evaluated'] = res['n_images'] - res['dropped_no_contour']
     res['seconds_total'] = time.perf_counter() - t0

@@ -10,9 +10,10 @@ from types import SimpleNamespace
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 from numba import njit
+from numba.core.event import TimingListener, install_listener
 
 # %% auto #0
-__all__ = ['Steps', 'Runs', 'Comps', 'Holes', 'contour_ious', 'float_ious', 'traced_ious']
+__all__ = ['Steps', 'Runs', 'Comps', 'Holes', 'compile_timer', 'contour_ious', 'float_ious', 'traced_ious']
 
 # %% ../nbs/01a_maxboxacc.ipynb #deb1418a
 def _jit(f=None, **kw):
@@ -20,6 +21,23 @@ def _jit(f=None, **kw):
     afresh, since numba's cache would keep a caller compiled against an old version of a function from another cell."""
     if f is None: return lambda g: _jit(g, **kw)
     return njit(cache=f.__module__ != '__main__', nogil=True, **kw)(f)
+
+# %% ../nbs/01a_maxboxacc.ipynb #d6aed314
+class _CompileTimer(TimingListener):
+    "numba's `TimingListener` of compile events that also calls `note()` when the first compile starts."
+    def __init__(self, note): super().__init__(); self.note = note
+    def on_start(self, event):
+        if self._depth == 0 and not self.done and self.note is not None: self.note()
+        super().on_start(event)
+
+@contextmanager
+def compile_timer(note=None): # called (no arguments) when the first compile in the block starts
+    "Time numba compiling kernels inside the block: yields a namespace whose `seconds` (0 when nothing compiled) is set at its end."
+    r = SimpleNamespace(seconds=0.0)
+    with install_listener('numba:compile', _CompileTimer(note)) as t:
+        try: yield r
+        finally: r.seconds = t.duration if t.done else 0.0
+
 
 # %% ../nbs/01a_maxboxacc.ipynb #96f2788f
 @_jit(inline='always')
