@@ -25,10 +25,10 @@ def _jit(f=None, **kw):
 # %% ../nbs/01a_maxboxacc.ipynb #d6aed314
 class _CompileTimer(TimingListener):
     "numba's `TimingListener` of compile events that also calls `note()` when the first compile starts."
-    def __init__(self, note): super().__init__(); self.note = note
+    def __init__(self, note): super().__init__(); self.note, self.noted = note, False
     def on_start(self, event):
-        if self._depth == 0 and not self.done and self.note is not None: self.note()
-        super().on_start(event)
+        if not self.noted and self.note is not None: self.note()
+        self.noted = True; super().on_start(event)
 
 @contextmanager
 def compile_timer(note=None): # called (no arguments) when the first compile in the block starts
